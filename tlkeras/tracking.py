@@ -1,0 +1,84 @@
+"""TensorBoard output of a run: loss curves, evaluation histograms, hparams and figures.
+
+Layout under `<run>/tensorboard/` (TensorBoard's hparams demo is the model):
+- the root holds the hparams config (`hp.hparams_config`), written once;
+- one run per member, `<arm>/<system>/n<N>/seed<k>`, with `train/loss` per epoch (for the
+  transfer arm the pretraining epochs and the fine-tuning epochs on one continuous axis),
+  `eval/l1_mean`, `eval/l1_var`, `eval/l1_inside`, `eval/l1_outside`, the histogram
+  `eval/point_error` of the per-point L1 errors, and `hp.hparams` (one hparams row per member);
+- `figures/` holds the study's figures as image summaries.
+Writers are closed (hence flushed) as soon as a member is written, so an interrupted run keeps
+everything it wrote.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from tlkeras.config import ARMS
+from tlkeras.evaluation import ModelScore
+
+METRICS = ("eval/l1_mean", "eval/l1_var", "eval/l1_inside", "eval/l1_outside")
+
+
+def write_hparams_config(root: Path, systems: Sequence[str], volumes: Sequence[int]) -> None:
+    """The hparams dashboard's columns: arm, system, volume, seed; the L1 metrics."""
+    writer = tf.summary.create_file_writer(str(root))
+    with writer.as_default():
+        hp.hparams_config(
+            hparams=[
+                hp.HParam("arm", hp.Discrete(list(ARMS))),
+                hp.HParam("system", hp.Discrete(sorted(set(systems)))),
+                hp.HParam("volume", hp.Discrete(sorted(set(int(v) for v in volumes)))),
+                hp.HParam("seed", hp.IntInterval(0, 2**31 - 1)),
+            ],
+            metrics=[hp.Metric(name, display_name=name.split("/")[1]) for name in METRICS],
+        )
+    writer.close()
+
+
+def write_member(
+    run_dir: Path,
+    trial_id: str,
+    hparams: dict,
+    losses: np.ndarray,
+    first_epoch: int,
+    score: ModelScore,
+    point_errors: np.ndarray,
+    earlier_losses: np.ndarray | None = None,
+) -> None:
+    """One member's run: loss curve (epochs numbered from 1), eval scalars, histogram, hparams.
+
+    `earlier_losses` (the pretraining curve of a transfer member) come first on the same axis.
+    """
+    shutil.rmtree(run_dir, ignore_errors=True)  # a member rewritten after a crash: no duplicates
+    writer = tf.summary.create_file_writer(str(run_dir))
+    last_epoch = first_epoch + len(losses)
+    with writer.as_default():
+        hp.hparams(hparams, trial_id=trial_id)
+        if earlier_losses is not None:
+            for epoch, value in enumerate(earlier_losses, start=1):
+                tf.summary.scalar("train/loss", float(value), step=epoch)
+        for epoch, value in enumerate(losses, start=first_epoch + 1):
+            tf.summary.scalar("train/loss", float(value), step=epoch)
+        for name, value in zip(METRICS, (score.l1_mean, score.l1_var, score.l1_inside, score.l1_outside)):
+            if np.isfinite(value):
+                tf.summary.scalar(name, value, step=last_epoch)
+        tf.summary.histogram("eval/point_error", np.asarray(point_errors, np.float64), step=last_epoch)
+    writer.close()
+
+
+def write_figures(root: Path, figures: dict[str, Path]) -> None:
+    """PNG files as image summaries under `<root>/figures`, one tag per figure."""
+    writer = tf.summary.create_file_writer(str(Path(root) / "figures"))
+    with writer.as_default():
+        for tag, path in figures.items():
+            image = tf.io.decode_png(tf.io.read_file(str(path)), channels=4)
+            tf.summary.image(f"figures/{tag}", image[tf.newaxis], step=0)
+    writer.close()
