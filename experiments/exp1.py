@@ -1,0 +1,30 @@
+"""Experiment 1: how much real data does transfer learning save? (the volume sweep)
+
+    python experiments/exp1.py                      # the full protocol (Hill n = 2, 5 seeds)
+    python experiments/exp1.py --preset=quick       # about a minute, every output
+    python experiments/exp1.py --volumes=50,500 --seeds=0,1,2
+
+Transfer (pretrain on the synthetic model, save, reload, fine-tune on N real small-domain pairs)
+and baseline (N real pairs only) at every volume N, and the oracle (plenty of real big-domain
+pairs), scored on the big domain. Every flag: --helpfull.
+"""
+
+from common import FLAGS, define_protocol_flags, fail, parse_flags, run
+
+from absl import app, flags
+
+define_protocol_flags(volumes_default=["50", "100", "200", "500", "1000", "2000", "5000"])
+flags.DEFINE_float("hill_n", 2.0, "Hill order n of the real system (n > 0).", lower_bound=1e-6)
+flags.DEFINE_string("system", None, "Real system instead of hill<n>: hill<n> or phosphorylation.")
+MODULE_FLAGS = [f.name for f in FLAGS.get_flags_for_module("common")] + ["hill_n", "system"]
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
+    system = FLAGS.system or f"hill{FLAGS.hill_n:g}"
+    run("exp1", [system], [int(v) for v in FLAGS.volumes], MODULE_FLAGS)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
