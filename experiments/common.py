@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
@@ -189,7 +188,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
 
     import tensorflow as tf
     from tlkeras.study import configure_threads, run_study
-    from tlkeras.sweep import SweepOptions
+    from tlkeras.sweep import SweepOptions, print_report
 
     tf.get_logger().setLevel("ERROR")
     configure_threads()
@@ -199,10 +198,11 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     options = SweepOptions(
         workers=FLAGS.workers, max_members=FLAGS.max_members,
         cache_dir=Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None,
+        report=print_report,
     )
     say(f"run directory: {run_dir}")
     try:
-        run_study(config, run_dir, options, report=say, resume=resume_dir is not None)
+        run_study(config, run_dir, options, resume=resume_dir is not None)
     except KeyboardInterrupt:
         say(f"interrupted; finished cells are saved. Resume with:\n  python experiments/{experiment}.py "
             f"--flagfile={run_dir / 'flags.txt'} --run_dir={run_dir}")
@@ -226,4 +226,6 @@ def _resume_target(experiment_logs: Path) -> Path | None:
 
 
 def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    from tlkeras.sweep import print_report
+
+    print_report(message)

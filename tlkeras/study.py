@@ -5,30 +5,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import tensorflow as tf
-
 from tlkeras import tracking
 from tlkeras.config import StudyConfig
 from tlkeras.report import write_report
 from tlkeras.rundir import RunDir
-from tlkeras.sweep import Reporter, SweepOptions, SweepRunner
+from tlkeras.sweep import SweepOptions, SweepRunner, configure_threads
 
-
-def configure_threads(intra_op: int = 1, inter_op: int = 2) -> None:
-    """Thread settings for tiny ops: one intra-op thread per stack (measured faster than two),
-    two inter-op threads so that two stacks train at once on a 2-core machine."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
-    except RuntimeError:
-        pass  # TensorFlow already started: the settings are fixed for this process
+__all__ = ["configure_threads", "run_study"]
 
 
 def run_study(
     config: StudyConfig,
     run_dir: Path,
     options: SweepOptions | None = None,
-    report: Reporter = print,
     resume: bool = False,
 ) -> dict:
     """Train, evaluate and report every cell of `config` into `run_dir` (created by the caller).
@@ -46,13 +35,12 @@ def run_study(
     systems = [s.name for s in config.system_specs()]
     tracking.write_hparams_config(directory.tensorboard, systems, [*config.volumes, config.oracle_size])
     started = time.perf_counter()
-    runner = SweepRunner(config, directory, options, report)
-    records = runner.run()
+    records = SweepRunner(config, directory, options).run()
     by_arm: dict[str, float] = {}
     for record in records:
         by_arm[record["arm"]] = by_arm.get(record["arm"], 0.0) + record["train_seconds"]
     timing = {"wall_seconds_this_session": time.perf_counter() - started}
     timing.update({f"train_seconds_{arm}": seconds for arm, seconds in sorted(by_arm.items())})
     results = write_report(directory, config, records, timing)
-    report(f"results: {directory.path / 'results.md'}")
+    options.report(f"results: {directory.path / 'results.md'}")
     return results

@@ -17,8 +17,10 @@ from __future__ import annotations
 import concurrent.futures as futures
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
-import threading
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,6 @@ from tlkeras.training import (
 )
 
 ENGINE_VERSION = 1  # bump when a change alters trained weights: it invalidates the cache
-Reporter = Callable[[str], None]
-
-
-class SweepCancelled(Exception):
-    """Raised inside a worker when the sweep is being stopped (Ctrl-C)."""
 
 
 @dataclass
@@ -55,6 +52,11 @@ class SweepOptions:
     cache_dir: Path | None = None
     report_every_seconds: float = 15.0
     strategy: TransferStrategy = field(default_factory=FineTuneAll)
+    report: Callable[[str], None] | None = None  # a picklable function; None: print_report
+
+    def __post_init__(self):
+        if self.report is None:
+            self.report = print_report
 
 
 class EvaluationSet:
@@ -87,83 +89,29 @@ def pretrain_cache_key(config: StudyConfig, seed: int) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
 
-class SweepRunner:
-    """Runs every job of a config into one run directory; see the module docstring."""
+class JobExecutor:
+    """Trains one stack job and writes everything of its members; lives in a worker process."""
 
-    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions, report: Reporter):
+    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
         self.config = config
         self.run_dir = run_dir
         self.options = options
-        self.report = report
         self.evaluation = EvaluationSet(config)
-        self.jobs = plan_jobs(config, options.max_members)
-        self.cancel = threading.Event()
-        self._lock = threading.Lock()  # exports, saves and TensorBoard writes: one at a time
-        self._seconds_per_step: list[float] = []
-        self._remaining_steps: dict[int, int] = {}
 
-    # Scheduling -----------------------------------------------------------------------------
-    def run(self) -> list[dict]:
-        """Train everything not yet recorded; return every member's record."""
-        pending = []
-        for job in self.jobs:
-            todo = [m for m in job.members if self.run_dir.read_record(m) is None]
-            if todo:
-                pending.append(job.subset(todo))
-        skipped = sum(len(j.members) for j in self.jobs) - sum(len(j.members) for j in pending)
-        if skipped:
-            self.report(f"resuming: {skipped} finished members kept, {sum(len(j.members) for j in pending)} to train")
-        self._remaining_steps = {id(job): job.steps for job in pending}
-        started = time.perf_counter()
-        with futures.ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="stack") as pool:
-            running: dict[futures.Future, StackJob] = {}
-            try:
-                while pending or running:
-                    for job in sorted(self._ready(pending), key=lambda j: -j.steps):
-                        if len(running) >= self.options.workers:
-                            break
-                        pending.remove(job)
-                        running[pool.submit(self._run_job, job)] = job
-                    if not running:
-                        missing = ", ".join(j.name for j in pending)
-                        raise RuntimeError(f"jobs waiting on models that were never trained: {missing}")
-                    done, _ = futures.wait(running, timeout=1.0, return_when=futures.FIRST_COMPLETED)
-                    for future in done:
-                        running.pop(future)
-                        future.result()  # re-raise a worker's error here
-            except BaseException:
-                self.cancel.set()
-                raise
-        self.report(f"sweep finished in {_duration(time.perf_counter() - started)}")
-        return [self.run_dir.read_record(m) for job in self.jobs for m in job.members]
-
-    def _ready(self, pending: list[StackJob]) -> list[StackJob]:
-        ready = []
-        for job in pending:
-            if job.arm == "transfer":
-                needed = {pretrained_member(self.config, m) for m in job.members}
-                if any(self.run_dir.read_record(p) is None for p in needed):
-                    continue
-            ready.append(job)
-        return ready
-
-    # One job ----------------------------------------------------------------------------------
-    def _run_job(self, job: StackJob) -> None:
+    def run(self, job: StackJob) -> float:
+        """Train `job` (less any cached pretraining); return its training seconds."""
         if job.arm == PRETRAIN:
             job = self._reuse_cached_pretraining(job)
             if not job.members:
-                self._remaining_steps.pop(id(job), None)
-                return
+                return 0.0
         starting = [self._starting_model(member) for member in job.members]
-        seeds = sorted({m.seed for m in job.members})
-        systems = sorted({m.system for m in job.members})
-        label = (f"{job.arm} | n={job.size} | {'+'.join(systems)} | seeds {_ranges(seeds)} | "
-                 f"{len(job.members)} members")
-        self.report(f"start  [{label}] {job.epochs} epochs, {job.steps:,} steps")
+        label = job_label(job)
+        report = self.options.report
+        report(f"start  [{label}] {job.epochs} epochs, {job.steps:,} steps")
         trained = train_job(self.config, job, starting, progress=self._progress(job, label))
-        with self._lock:
-            self._finish(job, trained)
-        self.report(f"done   [{label}] in {_duration(trained.log.seconds)}")
+        self._finish(job, trained)
+        report(f"done   [{label}] in {_duration(trained.log.seconds)}")
+        return trained.log.seconds
 
     def _starting_model(self, member: Member) -> keras.Model:
         if member.arm != "transfer":
@@ -181,9 +129,9 @@ class SweepRunner:
             model_path = save_model(model, self.run_dir.model_path(member))
             losses = trained.log.losses[:, index]
             atomic_save_npy(self.run_dir.loss_path(member), losses)
-            self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False)
             if member.arm == PRETRAIN and self.options.cache_dir is not None:
                 self._store_in_cache(member, model_path, losses)
+            self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False)
 
     def _record(self, member: Member, predictions: np.ndarray, losses: np.ndarray,
                 seconds: float, model_path: Path, cached: bool) -> None:
@@ -204,7 +152,7 @@ class SweepRunner:
             model=str(model_path.relative_to(self.run_dir.path)),
             point_errors=[float(e) for e in errors],
         )
-        self.run_dir.write_record(member, record)
+        self.run_dir.write_record(member, record)  # last: a record means all of the above exists
 
     # Pretraining cache ------------------------------------------------------------------------
     def _cache_folder(self, member: Member) -> Path | None:
@@ -219,49 +167,179 @@ class SweepRunner:
             if folder is None or not (folder / "model.keras").exists() or not (folder / "losses.npy").exists():
                 todo.append(member)
                 continue
-            with self._lock:
-                model = load_model(folder / "model.keras", expected=self.config.network)
-                model_path = save_model(model, self.run_dir.model_path(member))
-                losses = np.load(folder / "losses.npy")
-                atomic_save_npy(self.run_dir.loss_path(member), losses)
-                predictions = np.asarray(model(self.evaluation.x, training=False))
-                self._record(member, predictions, losses, 0.0, model_path, cached=True)
-            self.report(f"reused pretrained model for seed {member.seed} from {folder}")
+            model = load_model(folder / "model.keras", expected=self.config.network)
+            model_path = save_model(model, self.run_dir.model_path(member))
+            losses = np.load(folder / "losses.npy")
+            atomic_save_npy(self.run_dir.loss_path(member), losses)
+            predictions = np.asarray(model(self.evaluation.x, training=False))
+            self._record(member, predictions, losses, 0.0, model_path, cached=True)
+            self.options.report(f"reused pretrained model of seed {member.seed} from {folder}")
         return job.subset(todo)
 
     def _store_in_cache(self, member: Member, model_path: Path, losses: np.ndarray) -> None:
         folder = self._cache_folder(member)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_save_npy(folder / "losses.npy", losses)
-        temporary = folder / f".model.{id(self)}.tmp.keras"
+        temporary = folder / f".model.{os.getpid()}.tmp.keras"
         shutil.copyfile(model_path, temporary)
         temporary.replace(folder / "model.keras")
 
     # Progress ---------------------------------------------------------------------------------
     def _progress(self, job: StackJob, label: str):
         last = [0.0]
-        steps_per_epoch = job.steps // job.epochs
-        key = id(job)
 
         def report(done: int, total: int, elapsed: float) -> None:
-            if self.cancel.is_set():
-                raise SweepCancelled()
-            self._remaining_steps[key] = (total - done) * steps_per_epoch
-            rate = elapsed / max(1, done * steps_per_epoch)
-            self._seconds_per_step.append(rate)
             if elapsed - last[0] < self.options.report_every_seconds and done < total:
                 return
             last[0] = elapsed
-            eta = rate * (total - done) * steps_per_epoch
-            sweep_eta = rate * sum(self._remaining_steps.values()) / max(1, self.options.workers)
-            epoch = job.first_epoch + done
-            self.report(
-                f"       [{label}] epoch {epoch}/{job.first_epoch + total} "
-                f"({100 * done / total:.0f}%), {_duration(elapsed)} elapsed, job ETA {_duration(eta)}, "
-                f"sweep ETA ~{_duration(sweep_eta)}"
+            eta = elapsed / max(1, done) * (total - done)
+            self.options.report(
+                f"       [{label}] epoch {job.first_epoch + done}/{job.first_epoch + total} "
+                f"({100 * done / total:.0f}%), {_duration(elapsed)} elapsed, job ETA {_duration(eta)}"
             )
 
         return report
+
+
+# Worker processes -----------------------------------------------------------------------------
+_EXECUTOR: JobExecutor | None = None
+
+
+def _worker_start(config: StudyConfig, run_dir: Path, options: SweepOptions) -> None:
+    """Each worker process: die with the parent, one intra-op thread, one executor."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf.get_logger().setLevel("ERROR")
+    configure_threads(intra_op=1, inter_op=1)
+    global _EXECUTOR
+    _EXECUTOR = JobExecutor(config, RunDir(run_dir), options)
+
+
+def _worker_run(job: StackJob) -> float:
+    return _EXECUTOR.run(job)
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies, so a killed sweep leaves no orphans."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def configure_threads(intra_op: int = 1, inter_op: int = 1) -> None:
+    """Thread settings for tiny ops: one intra-op thread per stack was measured faster than two;
+    the cores are used by running one worker process per core instead."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        pass  # TensorFlow already started: the settings are fixed for this process
+
+
+class SweepRunner:
+    """Plans the jobs of a config, skips what is recorded, and runs the rest on worker processes.
+
+    Worker processes, not threads: measured on 2 cores, two threads in one TensorFlow process
+    trained no faster than one, while two processes ran at full speed each. With workers=1 the
+    jobs run in this process.
+    """
+
+    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+        self.config = config
+        self.run_dir = run_dir
+        self.options = options
+        self.jobs = plan_jobs(config, options.max_members)
+
+    def pending_jobs(self) -> list[StackJob]:
+        """Every job with at least one member not recorded yet, reduced to those members."""
+        pending = []
+        for job in self.jobs:
+            todo = [m for m in job.members if self.run_dir.read_record(m) is None]
+            if todo:
+                pending.append(job.subset(todo))
+        return pending
+
+    def run(self) -> list[dict]:
+        """Train everything not yet recorded; return every member's record."""
+        report = self.options.report
+        pending = self.pending_jobs()
+        total_members = sum(len(j.members) for j in self.jobs)
+        todo_members = sum(len(j.members) for j in pending)
+        if todo_members < total_members:
+            report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
+        started = time.perf_counter()
+        total_steps = sum(job.steps for job in pending)
+        done_steps = 0
+        if self.options.workers <= 1:
+            _worker_start_inline(self.config, self.run_dir, self.options)
+            pool = None
+        else:
+            pool = futures.ProcessPoolExecutor(
+                max_workers=self.options.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_start, initargs=(self.config, self.run_dir.path, self.options),
+            )
+        running: dict[futures.Future, StackJob] = {}
+        try:
+            while pending or running:
+                for job in sorted(self._ready(pending), key=lambda j: -j.steps):
+                    if len(running) >= max(1, self.options.workers):
+                        break
+                    pending.remove(job)
+                    if pool is None:
+                        _worker_run(job)
+                        future: futures.Future = futures.Future()
+                        future.set_result(0.0)
+                    else:
+                        future = pool.submit(_worker_run, job)
+                    running[future] = job
+                if not running:
+                    missing = ", ".join(j.name for j in pending)
+                    raise RuntimeError(f"jobs waiting on models that were never trained: {missing}")
+                done, _ = futures.wait(running, timeout=1.0, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    future.result()  # a worker's error surfaces here
+                    done_steps += job.steps
+                    elapsed = time.perf_counter() - started
+                    left = elapsed / max(1, done_steps) * (total_steps - done_steps)
+                    report(f"sweep: {len(self.jobs) - len(pending) - len(running)} of {len(self.jobs)} "
+                           f"jobs done, {_duration(elapsed)} elapsed, ETA ~{_duration(left)}")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        report(f"sweep finished in {_duration(time.perf_counter() - started)}")
+        return [self.run_dir.read_record(m) for job in self.jobs for m in job.members]
+
+    def _ready(self, pending: list[StackJob]) -> list[StackJob]:
+        ready = []
+        for job in pending:
+            if job.arm == "transfer":
+                needed = {pretrained_member(self.config, m) for m in job.members}
+                if any(self.run_dir.read_record(p) is None for p in needed):
+                    continue
+            ready.append(job)
+        return ready
+
+
+def _worker_start_inline(config: StudyConfig, run_dir: RunDir, options: SweepOptions) -> None:
+    global _EXECUTOR
+    _EXECUTOR = JobExecutor(config, run_dir, options)
+
+
+def job_label(job: StackJob) -> str:
+    seeds = sorted({m.seed for m in job.members})
+    systems = sorted({m.system for m in job.members})
+    return f"{job.arm} | n={job.size} | {'+'.join(systems)} | seeds {_ranges(seeds)} | {len(job.members)} members"
+
+
+def print_report(message: str) -> None:
+    """The default reporter: a timestamped line on standard output."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def _model_name(member: Member) -> str:
@@ -283,7 +361,3 @@ def _duration(seconds: float) -> str:
         return f"{minutes}m{seconds:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def write_json(path: Path, value) -> None:
-    atomic_write_json(path, value)
