@@ -75,3 +75,31 @@ def make_dataset(
 def evaluation_points(domain: Domain, size: int, dimension: int, eval_seed: int) -> np.ndarray:
     """The fixed evaluation inputs: `size` points uniform on `domain`, drawn from `eval_seed`."""
     return sample_inputs(domain, size, dimension, stream_seed(eval_seed, "evaluation"))
+
+
+def sample_stream(
+    system: Callable[[Any], Any],
+    domain: Domain,
+    dimension: int,
+    noise_sigma: float,
+    seed: int,
+    batch_size: int,
+) -> tf.data.Dataset:
+    """An endless stream of fresh noisy batches (x uniform on `domain`), reproducible from
+    `seed`: batch i is drawn from the stateless seed (seed, i), so it never depends on how much
+    of the stream was read before. `system` must accept tf tensors (all of `tlkeras.systems` do).
+    """
+    base = stream_seed(seed, "stream") & 0x7FFFFFFF
+
+    def draw(index):
+        key = tf.stack([tf.constant(base, tf.int64), index])
+        x = tf.random.stateless_uniform(
+            [batch_size, dimension], seed=key, minval=domain.low, maxval=domain.high, dtype=tf.float32
+        )
+        y = tf.cast(system(tf.cast(x, tf.float64)), tf.float32)
+        if noise_sigma > 0:
+            noise_key = tf.stack([tf.constant(base ^ 0x5EED, tf.int64), index])
+            y = y + noise_sigma * tf.random.stateless_normal(tf.shape(y), seed=noise_key)
+        return x, y
+
+    return tf.data.Dataset.counter().map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,107 @@
+"""The stacked XLA engine: every member is exactly an independent model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tlkeras import data, engine, models
+
+SPEC = models.NetworkSpec()
+# Float32 sums in a different order (einsum over a stack vs one matmul) differ in the last bits;
+# over a few dozen Adam steps that stays far below this.
+TOLERANCE = 1e-5
+
+
+def _data(members, size, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 20, (members, size, 2)).astype(np.float32)
+    y = rng.normal(size=(members, size, 2)).astype(np.float32) + x[..., ::-1] / 4
+    return x, y
+
+
+def _trained_stack(seeds, x, y, epochs, first_epoch=0):
+    stack = models.build_stack(SPEC, len(seeds))
+    models.load_members(stack, [models.build_mlp(SPEC, seed=s) for s in seeds])
+    trainer = engine.StackTrainer(stack, 1e-3, 32)
+    log = trainer.fit(x, y, epochs, shuffle_seeds=seeds, first_epoch=first_epoch)
+    return stack, log
+
+
+def _max_difference(a, b):
+    return max(float(np.abs(u - v).max()) for u, v in zip(a.get_weights(), b.get_weights()))
+
+
+def test_member_in_a_stack_trains_exactly_as_alone():
+    x, y = _data(3, 70)  # 70 = 2 full batches and a short one
+    stack, log = _trained_stack([11, 22, 33], x, y, epochs=4)
+    alone, alone_log = _trained_stack([22], x[1:2], y[1:2], epochs=4)
+    stacked_member = models.export_member(stack, SPEC, 1)
+    assert _max_difference(stacked_member, models.export_member(alone, SPEC, 0)) < TOLERANCE
+    np.testing.assert_allclose(log.losses[:, 1], alone_log.losses[:, 0], rtol=1e-5)
+    # It trained: the weights moved well beyond the tolerance.
+    assert _max_difference(stacked_member, models.build_mlp(SPEC, seed=22)) > 100 * TOLERANCE
+
+
+def test_member_matches_a_plain_keras_fit_with_the_same_order():
+    x, y = _data(1, 70, seed=1)
+    stack, _ = _trained_stack([7], x, y, epochs=3)
+    plain = models.build_mlp(SPEC, seed=7)
+    plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    for epoch in range(3):
+        order = engine.epoch_order(tf.constant([7], tf.int64), tf.constant(epoch), 70).numpy()[0]
+        dataset = data.make_dataset(x[0][order], y[0][order], batch_size=32, shuffle_seed=None)
+        plain.fit(dataset, epochs=1, verbose=0)
+    assert _max_difference(models.export_member(stack, SPEC, 0), plain) < TOLERANCE
+
+
+def test_members_with_other_data_do_not_influence_each_other():
+    x, y = _data(2, 64)
+    stack_a, _ = _trained_stack([1, 2], x, y, epochs=2)
+    y_changed = y.copy()
+    y_changed[1] += 5.0
+    stack_b, _ = _trained_stack([1, 2], x, y_changed, epochs=2)
+    assert _max_difference(models.export_member(stack_a, SPEC, 0), models.export_member(stack_b, SPEC, 0)) < TOLERANCE
+    assert _max_difference(models.export_member(stack_a, SPEC, 1), models.export_member(stack_b, SPEC, 1)) > 1e-3
+
+
+def test_split_fit_calls_continue_one_optimisation():
+    x, y = _data(2, 96)
+    whole, _ = _trained_stack([3, 4], x, y, epochs=4)
+    stack = models.build_stack(SPEC, 2)
+    models.load_members(stack, [models.build_mlp(SPEC, seed=s) for s in (3, 4)])
+    trainer = engine.StackTrainer(stack, 1e-3, 32)
+    trainer.fit(x, y, 2, shuffle_seeds=[3, 4], first_epoch=0)
+    trainer.fit(x, y, 2, shuffle_seeds=[3, 4], first_epoch=2, epochs_per_call=1)
+    assert _max_difference(whole, stack) < TOLERANCE
+
+
+def test_epoch_order_is_a_permutation_that_depends_on_seed_and_epoch_only():
+    order = engine.epoch_order(tf.constant([5, 6], tf.int64), tf.constant(0), 1000).numpy()
+    for row in order:
+        np.testing.assert_array_equal(np.sort(row), np.arange(1000))
+    assert not np.array_equal(order[0], order[1])
+    alone = engine.epoch_order(tf.constant([6], tf.int64), tf.constant(0), 1000).numpy()
+    np.testing.assert_array_equal(alone[0], order[1])
+    next_epoch = engine.epoch_order(tf.constant([6], tf.int64), tf.constant(1), 1000).numpy()
+    assert not np.array_equal(next_epoch[0], alone[0])
+
+
+def test_training_reduces_the_loss_and_reports_every_epoch():
+    x, y = _data(2, 256)
+    progress = []
+    stack = models.build_stack(SPEC, 2)
+    models.load_members(stack, [models.build_mlp(SPEC, seed=s) for s in (1, 2)])
+    log = engine.StackTrainer(stack, 1e-2, 32).fit(
+        x, y, 12, shuffle_seeds=[1, 2], epochs_per_call=5, progress=lambda *a: progress.append(a))
+    assert log.losses.shape == (12, 2)
+    assert np.all(log.losses[-1] < 0.5 * log.losses[0])
+    assert [p[0] for p in progress] == [5, 10, 12]
+
+
+def test_bad_shapes_are_refused():
+    stack = models.build_stack(SPEC, 2)
+    trainer = engine.StackTrainer(stack, 1e-3, 32)
+    x, y = _data(3, 10)
+    with pytest.raises(ValueError, match="3 members"):
+        trainer.fit(x, y, 1, shuffle_seeds=[1, 2, 3])
