@@ -65,6 +65,11 @@ def _ints(name: str, low: int, high: int, unique: bool = True):
     )
 
 
+def _finite(name: str) -> None:
+    flags.register_validator(name, lambda v: v is None or math.isfinite(v),
+                             message=f"--{name} takes a finite number (not nan or inf)")
+
+
 def define_protocol_flags(volumes_default: list[str] | None) -> None:
     """The protocol flags common to both experiments (defaults: PROTOCOL.md)."""
     defaults = study_config.StudyConfig()
@@ -116,6 +121,8 @@ def define_protocol_flags(volumes_default: list[str] | None) -> None:
                          lower_bound=1, upper_bound=study_config.MAX_SAMPLES)
     flags.DEFINE_integer("eval_seed", defaults.eval_seed, "Seed of the evaluation points.", lower_bound=0)
     # How and where to run.
+    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate"):
+        _finite(name)
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
     flags.DEFINE_string("run_dir", None, "Continue this run directory (same flags).")
@@ -165,7 +172,9 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
         )
         return config.validate()
     except study_config.ConfigError as error:
-        fail(str(error))
+        message = str(error)
+        field = message.split("=", 1)[0]
+        fail(f"--{message}" if field in FLAGS else message)
 
 
 def flags_text(module_flags: list[str]) -> str:

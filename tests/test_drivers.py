@@ -1,0 +1,144 @@
+"""The drivers end to end, as a user runs them: run directory, results, models, figures, events."""
+
+import json
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import only_run_dir, run_driver, tiny_flags
+
+EXP2_FLAGS = ["--hill_n=2,3", "--phosphorylation", "--volume=48"]
+
+
+@pytest.fixture(scope="module")
+def exp2_run(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("logs")
+    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(logdir, "exp2"), result
+
+
+def _event_values(run_dir):
+    """{tag: [(step, value or histogram)]} from every event file below run_dir."""
+    values = {}
+    for path in run_dir.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tensor = tf.make_ndarray(value.tensor) if value.HasField("tensor") else None
+                values.setdefault(value.tag, []).append((event.step, tensor))
+    return values
+
+
+def test_run_directory_holds_everything(exp2_run):
+    run, result = exp2_run
+    for name in ("flags.txt", "config.json", "results.json", "results.csv", "results.md"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    assert config["systems"] == ["hill2", "hill3", "phosphorylation"] and config["volumes"] == [48]
+    results = json.loads((run / "results.json").read_text())
+    cells = {(m["arm"], m["system"], m["seed"]) for m in results["members"]}
+    for arm in ("transfer", "baseline", "oracle"):
+        for system in ("hill2", "hill3", "phosphorylation"):
+            for seed in (0, 1):
+                assert (arm, system, seed) in cells
+    assert all(np.isfinite(m["l1_mean"]) and m["l1_mean"] > 0 for m in results["members"])
+    csv_rows = (run / "results.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + len(results["members"])
+    assert "| transfer | hill3 | 48 | 2 |" in (run / "results.md").read_text()
+    summary = {(r["arm"], r["system"]): r for r in results["summary"]}
+    transfer = summary[("transfer", "hill2")]
+    assert transfer["l1_ci95"][0] < transfer["l1_mean"] < transfer["l1_ci95"][1]
+    assert transfer["l1_mean"] == pytest.approx(np.mean(transfer["per_seed"]))
+
+
+def test_progress_names_arm_volume_seeds_and_time_left(exp2_run):
+    _, result = exp2_run
+    assert re.search(r"\[pretrain \| n=256 \| synthetic \| seeds 0,1 \| 2 members\] epoch \d+/4", result.stdout)
+    assert re.search(r"\[transfer \| n=48 \| .* epoch 6/6 .*job ETA", result.stdout)
+    assert "sweep: " in result.stdout and "ETA" in result.stdout
+
+
+def test_saved_models_reload_with_plain_keras_and_match_the_scores(exp2_run):
+    run, _ = exp2_run
+    results = json.loads((run / "results.json").read_text())
+    from tlkeras import data
+    from tlkeras.config import StudyConfig
+    from tlkeras.systems import SystemSpec, make_system
+
+    config = StudyConfig.from_json((run / "config.json").read_text())
+    x = data.evaluation_points(data.Domain(*config.big_domain), config.eval_points, 2, config.eval_seed)
+    for member in results["members"][:4]:
+        model = keras.saving.load_model(run / member["model"])
+        truth = make_system(SystemSpec.parse(member["system"]), config.system_params)(x.astype(np.float64))
+        l1 = np.mean(np.abs(np.asarray(model(x)) - truth))
+        assert l1 == pytest.approx(member["l1_mean"], rel=1e-5)
+    assert (run / "models/pretrain/synthetic/n256/seed0.keras").is_file()
+
+
+def test_figures_are_written(exp2_run):
+    run, _ = exp2_run
+    names = sorted(p.name for p in (run / "figures").glob("*.png"))
+    assert "fig5_l1_by_system_n48.png" in names
+    assert "fig3_surfaces_hill3.png" in names and "fig4_l1_by_volume_hill2.png" in names
+    for path in (run / "figures").glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_tensorboard_events_hold_curves_histograms_hparams_and_figures(exp2_run):
+    run, _ = exp2_run
+    transfer = _event_values(run / "tensorboard/transfer/hill3/n48/seed1")
+    steps = [step for step, _ in transfer["train/loss"]]
+    assert steps == list(range(1, 7))  # pretraining 1-4 and fine-tuning 5-6 on one axis
+    assert transfer["eval/point_error"][0][1].shape[-1] == 3  # a histogram (buckets x 3)
+    assert {"eval/l1_mean", "eval/l1_inside", "eval/l1_outside", "_hparams_/session_start_info"} <= set(transfer)
+    assert "_hparams_/experiment" in _event_values(run / "tensorboard")
+    images = _event_values(run / "tensorboard/figures")
+    assert any(tag.startswith("figures/surfaces") for tag in images)
+
+
+def test_flagfile_reruns_the_same_numbers(exp2_run, tmp_path):
+    run, _ = exp2_run
+    result = run_driver("exp2.py", [f"--flagfile={run / 'flags.txt'}", f"--logdir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = only_run_dir(tmp_path, "exp2")
+    first = {m["key"]: m["l1_mean"] for m in json.loads((run / "results.json").read_text())["members"]}
+    second = {m["key"]: m["l1_mean"] for m in json.loads((again / "results.json").read_text())["members"]}
+    assert first == second  # bit for bit: same flags, same seeds, same code path
+
+
+def test_exp1_driver_sweeps_volumes(tmp_path):
+    result = run_driver("exp1.py", [*tiny_flags(tmp_path), "--volumes=40,96", "--workers=1", "--hill_n=3"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only_run_dir(tmp_path, "exp1")
+    results = json.loads((run / "results.json").read_text())
+    rows = {(r["arm"], r["system"], r["volume"]) for r in results["summary"]}
+    assert rows == {("transfer", "hill3", 40), ("transfer", "hill3", 96), ("baseline", "hill3", 40),
+                    ("baseline", "hill3", 96), ("oracle", "hill3", 128)}
+    assert (run / "figures/fig4_l1_by_volume_hill3.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "script, flag, fragment",
+    [
+        ("exp1.py", "--volumes=-5", "--volumes"),
+        ("exp1.py", "--epochs=-1", "--epochs"),
+        ("exp1.py", "--hill_n=0", "--hill_n"),
+        ("exp2.py", "--hill_n=0", "--hill_n"),
+        ("exp1.py", "--big_domain=20,0", "big_domain"),
+        ("exp1.py", "--system=magic", "magic"),
+        ("exp2.py", "--pretrain_epochs=2000", "--pretrain_epochs"),
+        ("exp1.py", "--seeds=1,1", "--seeds"),
+        ("exp1.py", "--activation=sine", "--activation"),
+        ("exp2.py", "--real_noise=nan", "--real_noise"),
+    ],
+)
+def test_bad_flags_fail_in_one_line_before_any_work(tmp_path, script, flag, fragment):
+    result = run_driver(script, [f"--logdir={tmp_path}", flag], timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert not any(tmp_path.iterdir())  # no run directory was created

@@ -1,0 +1,38 @@
+"""L1 scoring on the evaluation points and the across-seed summaries."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tlkeras import evaluation
+
+
+def test_point_errors_average_absolute_error_over_outputs():
+    predictions = np.array([[1.0, 2.0], [0.0, 0.0]])
+    truth = np.array([[0.0, 0.0], [1.0, -3.0]])
+    np.testing.assert_allclose(evaluation.point_errors(predictions, truth), [1.5, 2.0])
+
+
+def test_score_splits_inside_and_outside():
+    errors = np.array([1.0, 2.0, 3.0, 6.0])
+    inside = np.array([True, True, False, False])
+    score = evaluation.score(errors, inside)
+    assert score.l1_mean == 3.0 and score.l1_var == pytest.approx(np.var(errors))
+    assert (score.l1_inside, score.l1_outside) == (1.5, 4.5)
+    assert math.isnan(evaluation.score(errors, np.zeros(4, bool)).l1_inside)
+
+
+def test_summary_across_seeds_uses_student_t():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    summary = evaluation.summarize(values)
+    half = 2.776 * np.std(values, ddof=1) / math.sqrt(5)
+    assert summary.mean == 3.0 and summary.std == pytest.approx(np.std(values, ddof=1))
+    assert (summary.ci_low, summary.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
+    one = evaluation.summarize([2.0])
+    assert one.std == 0.0 and math.isnan(one.ci_low) and one.count == 1
+
+
+def test_t_quantile_approaches_the_normal():
+    assert evaluation.t_quantile_975(1) == 12.706
+    assert 1.96 < evaluation.t_quantile_975(200) < evaluation.t_quantile_975(31) < 2.042

@@ -1,0 +1,74 @@
+"""A real `tensorboard --logdir` on 127.0.0.1 reads a driver's run: scalars, histograms, images."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import only_run_dir, run_driver, tiny_flags
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def tensorboard(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("logs")
+    result = run_driver("exp2.py", [*tiny_flags(logdir), "--hill_n=3", "--volume=40", "--workers=1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = only_run_dir(logdir, "exp2")
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", f"--logdir={run / 'tensorboard'}", "--host=127.0.0.1",
+         f"--port={port}", "--load_fast=false", "--reload_interval=1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # until the server answers and has read the figures (the last run written)
+            try:
+                if "figures" in json.dumps(_get(port, "/data/plugin/images/tags")):
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, "tensorboard exited"
+            assert time.monotonic() < deadline, "tensorboard did not serve the run within 90 s"
+            time.sleep(1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_scalar_tags_and_one_continuous_transfer_curve(tensorboard):
+    tags = _get(tensorboard, "/data/plugin/scalars/tags")
+    run = "transfer/hill3/n40/seed0"
+    assert {"train/loss", "eval/l1_mean", "eval/l1_inside", "eval/l1_outside"} <= set(tags[run])
+    assert "train/loss" in tags["oracle/hill3/n128/seed1"]
+    points = _get(tensorboard, f"/data/plugin/scalars/scalars?run={run}&tag=train/loss")
+    assert [step for _, step, _ in points] == list(range(1, 7))
+
+
+def test_histograms_of_evaluation_errors(tensorboard):
+    tags = _get(tensorboard, "/data/plugin/histograms/tags")
+    for arm_run in ("transfer/hill3/n40/seed1", "baseline/hill3/n40/seed0", "oracle/hill3/n128/seed0"):
+        assert "eval/point_error" in tags[arm_run]
+
+
+def test_figures_as_images_and_the_hparams_dashboard(tensorboard):
+    images = _get(tensorboard, "/data/plugin/images/tags")
+    assert {"figures/surfaces_hill3", "figures/l1_by_system_n40"} <= set(images["figures"])
+    plugins = _get(tensorboard, "/data/plugins_listing")
+    assert plugins["hparams"]["enabled"] if isinstance(plugins["hparams"], dict) else plugins["hparams"]
