@@ -23,8 +23,6 @@ from tlkeras import config as study_config  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
-# Flags that say how or where to run, not what to compute: left out of the resume check.
-RUN_FLAGS = ("resume", "run_dir", "logdir", "workers", "cache", "cache_dir", "max_members")
 
 
 def _floats(name: str, count: int | None = None, positive: bool = False, minimum=None):
@@ -102,7 +100,11 @@ def define_protocol_flags(volumes_default: list[str] | None) -> None:
         _ints("volumes", 1, study_config.MAX_SAMPLES)
     flags.DEFINE_list("seeds", [str(s) for s in defaults.seeds], "Seeds (one independent model each per cell).")
     _ints("seeds", 0, 2**31 - 1)
-    flags.DEFINE_multi_enum("arms", list(defaults.arms), list(study_config.ARMS), "Arms to train.")
+    flags.DEFINE_list("arms", list(defaults.arms), "Arms to train: transfer, baseline, oracle.")
+    flags.register_validator(
+        "arms", lambda v: bool(v) and set(v) <= set(study_config.ARMS) and len(set(v)) == len(v),
+        message="--arms takes distinct names from transfer, baseline, oracle, comma-separated",
+    )
     flags.DEFINE_integer("width", defaults.width, "Units per hidden layer.", lower_bound=1, upper_bound=4096)
     flags.DEFINE_integer("depth", defaults.depth, "Hidden layers.", lower_bound=0, upper_bound=64)
     flags.DEFINE_enum("activation", defaults.activation, list(study_config.ACTIVATIONS), "Hidden activation.")

@@ -98,12 +98,12 @@ class JobExecutor:
         self.options = options
         self.evaluation = EvaluationSet(config)
 
-    def run(self, job: StackJob) -> float:
-        """Train `job` (less any cached pretraining); return its training seconds."""
+    def run(self, job: StackJob) -> tuple[float, int]:
+        """Train `job` (less any cached pretraining); return (training seconds, steps trained)."""
         if job.arm == PRETRAIN:
             job = self._reuse_cached_pretraining(job)
             if not job.members:
-                return 0.0
+                return 0.0, 0
         starting = [self._starting_model(member) for member in job.members]
         label = job_label(job)
         report = self.options.report
@@ -111,7 +111,7 @@ class JobExecutor:
         trained = train_job(self.config, job, starting, progress=self._progress(job, label))
         self._finish(job, trained)
         report(f"done   [{label}] in {_duration(trained.log.seconds)}")
-        return trained.log.seconds
+        return trained.log.seconds, job.steps
 
     def _starting_model(self, member: Member) -> keras.Model:
         if member.arm != "transfer":
@@ -216,7 +216,7 @@ def _worker_start(config: StudyConfig, run_dir: Path, options: SweepOptions) -> 
     _EXECUTOR = JobExecutor(config, RunDir(run_dir), options)
 
 
-def _worker_run(job: StackJob) -> float:
+def _worker_run(job: StackJob) -> tuple[float, int]:
     return _EXECUTOR.run(job)
 
 
@@ -273,8 +273,8 @@ class SweepRunner:
         if todo_members < total_members:
             report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
         started = time.perf_counter()
-        total_steps = sum(job.steps for job in pending)
-        done_steps = 0
+        steps_left = sum(job.steps for job in pending)
+        busy_seconds, trained_steps = 0.0, 0
         if self.options.workers <= 1:
             _worker_start_inline(self.config, self.run_dir, self.options)
             pool = None
@@ -291,9 +291,8 @@ class SweepRunner:
                         break
                     pending.remove(job)
                     if pool is None:
-                        _worker_run(job)
                         future: futures.Future = futures.Future()
-                        future.set_result(0.0)
+                        future.set_result(_worker_run(job))
                     else:
                         future = pool.submit(_worker_run, job)
                     running[future] = job
@@ -303,10 +302,12 @@ class SweepRunner:
                 done, _ = futures.wait(running, timeout=1.0, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     job = running.pop(future)
-                    future.result()  # a worker's error surfaces here
-                    done_steps += job.steps
+                    seconds, steps = future.result()  # a worker's error surfaces here
+                    busy_seconds, trained_steps = busy_seconds + seconds, trained_steps + steps
+                    steps_left -= job.steps
                     elapsed = time.perf_counter() - started
-                    left = elapsed / max(1, done_steps) * (total_steps - done_steps)
+                    # Sequential steps left, at the measured time per step, spread over the workers.
+                    left = busy_seconds / max(1, trained_steps) * steps_left / max(1, self.options.workers)
                     report(f"sweep: {len(self.jobs) - len(pending) - len(running)} of {len(self.jobs)} "
                            f"jobs done, {_duration(elapsed)} elapsed, ETA ~{_duration(left)}")
         finally:
