@@ -212,8 +212,12 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
         report=print_report,
     )
     say(f"run directory: {run_dir}")
+    from tlkeras.persistence import ModelFileError
+
     try:
         run_study(config, run_dir, options, resume=resume_dir is not None)
+    except (ModelFileError, RunDirError) as error:  # e.g. a corrupt model file met on resume
+        fail(f"{error} (run directory: {run_dir})")
     except KeyboardInterrupt:
         say(f"interrupted; finished cells are saved. Resume with:\n  python experiments/{experiment}.py "
             f"--flagfile={run_dir / 'flags.txt'} --run_dir={run_dir}")

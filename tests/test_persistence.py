@@ -53,3 +53,20 @@ def test_a_file_that_would_run_code_is_refused(tmp_path):
 def test_saving_needs_the_keras_suffix(tmp_path):
     with pytest.raises(ModelFileError, match=".keras"):
         save_model(build_mlp(SPEC, seed=1), tmp_path / "m.h5")
+
+
+def test_a_crash_while_saving_leaves_nothing_under_the_final_name(tmp_path, monkeypatch):
+    import keras
+
+    model = build_mlp(SPEC, seed=1)
+    final = tmp_path / "m.keras"
+
+    def crash(self, path, *args, **kwargs):
+        with open(path, "wb") as partial:
+            partial.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(model, final)
+    assert not final.exists() and list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ from tlkeras.models import NetworkSpec
 from tlkeras.systems import SystemParams, SystemSpec
 
 ARMS = ("transfer", "baseline", "oracle")
+TRANSFER_STRATEGIES = ("fine_tune_all",)  # implemented in training.TRANSFER_STRATEGIES
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
@@ -54,6 +55,7 @@ class StudyConfig:
     batch_size: int = 32
     epochs: int = 2000
     pretrain_epochs: int = 1800
+    transfer_strategy: str = "fine_tune_all"
     # Evaluation.
     eval_points: int = 100
     eval_seed: int = 20_240_611
@@ -120,6 +122,8 @@ class StudyConfig:
         _require(self.pretrain_epochs < self.epochs, "pretrain_epochs", self.pretrain_epochs,
                  f"fewer than epochs ({self.epochs}), so that fine-tuning gets at least one epoch")
         _integer("eval_seed", self.eval_seed, 0, 2**63 - 1)
+        _require(self.transfer_strategy in TRANSFER_STRATEGIES, "transfer_strategy", self.transfer_strategy,
+                 f"one of {', '.join(TRANSFER_STRATEGIES)}")
         _require(self.activation in ACTIVATIONS, "activation", self.activation,
                  f"one of {', '.join(ACTIVATIONS)}")
         _nonempty_unique("volumes", self.volumes)

@@ -1,9 +1,8 @@
-"""Running a sweep: stack jobs on worker threads, each finished member recorded as it finishes.
+"""Running a sweep: stack jobs on worker processes, each member recorded as it finishes.
 
-`run_sweep` takes a config and a run directory and drives every stack job of `plan_jobs`:
-- jobs run on `workers` threads (TensorFlow releases the GIL while a compiled call runs, so two
-  stacks train at once on two cores); the longest ready job goes first, and fine-tuning waits
-  for the pretrained models it starts from;
+`SweepRunner` takes a config and a run directory and drives every stack job of `plan_jobs`:
+- jobs run on `workers` processes, one per core (see `SweepRunner` for why not threads); the
+  longest ready job goes first, and fine-tuning waits for the pretrained models it starts from;
 - after a job, each member is exported as a plain MLP, saved (atomically), scored on the
   evaluation points, written to TensorBoard, and only then recorded in `cells/` (atomically):
   a record means everything of that member is on disk;
@@ -22,7 +21,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,11 +31,11 @@ import tensorflow as tf
 
 from tlkeras import data, evaluation, models, tracking
 from tlkeras.config import StudyConfig
-from tlkeras.persistence import atomic_save_npy, atomic_write_json, load_model, save_model
+from tlkeras.persistence import atomic_save_npy, load_model, save_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import SystemSpec, make_system
 from tlkeras.training import (
-    PRETRAIN, FineTuneAll, Member, StackJob, TransferStrategy, initial_model, plan_jobs,
+    PRETRAIN, TRANSFER_STRATEGIES, Member, StackJob, initial_model, plan_jobs,
     pretrained_member, stack_predictions, train_job,
 )
 
@@ -51,7 +50,6 @@ class SweepOptions:
     max_members: int = 64
     cache_dir: Path | None = None
     report_every_seconds: float = 15.0
-    strategy: TransferStrategy = field(default_factory=FineTuneAll)
     report: Callable[[str], None] | None = None  # a picklable function; None: print_report
 
     def __post_init__(self):
@@ -119,7 +117,7 @@ class JobExecutor:
         # The study's protocol: the pretrained model is saved, then reloaded from disk.
         path = self.run_dir.model_path(pretrained_member(self.config, member))
         pretrained = load_model(path, expected=self.config.network)
-        return self.options.strategy.starting_model(pretrained)
+        return TRANSFER_STRATEGIES[self.config.transfer_strategy].starting_model(pretrained)
 
     def _finish(self, job: StackJob, trained) -> None:
         predictions = stack_predictions(trained.stack, self.evaluation.x)
@@ -310,6 +308,10 @@ class SweepRunner:
                     left = busy_seconds / max(1, trained_steps) * steps_left / max(1, self.options.workers)
                     report(f"sweep: {len(self.jobs) - len(pending) - len(running)} of {len(self.jobs)} "
                            f"jobs done, {_duration(elapsed)} elapsed, ETA ~{_duration(left)}")
+        except BaseException:
+            if pool is not None:  # Ctrl-C or an error: stop the workers now, not after their jobs
+                _stop_workers(pool)
+            raise
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -325,6 +327,12 @@ class SweepRunner:
                     continue
             ready.append(job)
         return ready
+
+
+def _stop_workers(pool: futures.ProcessPoolExecutor) -> None:
+    """Kill the pool's processes (the executor has no public call that stops running work)."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
 
 
 def _worker_start_inline(config: StudyConfig, run_dir: RunDir, options: SweepOptions) -> None:

@@ -149,6 +149,10 @@ class FineTuneAll:
         return pretrained
 
 
+# Config names (StudyConfig.transfer_strategy) to strategies; add new ones here.
+TRANSFER_STRATEGIES: dict[str, TransferStrategy] = {FineTuneAll.name: FineTuneAll()}
+
+
 @dataclass
 class TrainedStack:
     """The outcome of a stack job: the trained stacked model and its loss curves."""
