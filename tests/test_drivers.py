@@ -99,6 +99,13 @@ def test_tensorboard_events_hold_curves_histograms_hparams_and_figures(exp2_run)
     assert any(tag.startswith("figures/surfaces") for tag in images)
 
 
+def test_other_seeds_give_other_numbers(exp2_run):
+    run, _ = exp2_run
+    results = json.loads((run / "results.json").read_text())
+    for row in results["summary"]:
+        assert len(set(row["per_seed"])) == len(row["per_seed"]) == 2, row
+
+
 def test_flagfile_reruns_the_same_numbers(exp2_run, tmp_path):
     run, _ = exp2_run
     result = run_driver("exp2.py", [f"--flagfile={run / 'flags.txt'}", f"--logdir={tmp_path}"])

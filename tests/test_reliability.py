@@ -56,7 +56,7 @@ def _wait_for_done_lines(process: subprocess.Popen, count: int, timeout: float =
         line = process.stdout.readline()
         assert line, "the driver ended before it could be interrupted:\n" + "".join(lines)
         lines.append(line)
-        done += "] done   [" in line or line.split("] ", 1)[-1].startswith("done   [")
+        done += line.split("] ", 1)[-1].startswith("done   [")
         if done >= count and "start  [" in line:
             return lines
     raise AssertionError("timed out waiting for the driver")
@@ -139,18 +139,6 @@ def test_sigint_stops_cleanly_keeps_events_and_says_how_to_resume(tmp_path):
     assert recorded and events
     for path in events:  # every event file is complete and readable
         assert sum(1 for _ in tf.compat.v1.train.summary_iterator(str(path))) > 0
-
-
-def test_same_flags_same_numbers_other_seeds_other_numbers(tmp_path):
-    flags = [*FLAGS, "--epochs=8", "--pretrain_epochs=6", "--volumes=40", "--workers=1"]
-    runs = []
-    for name, seeds in (("a", "0,1"), ("b", "0,1"), ("c", "2,3")):
-        result = run_driver("exp1.py", [*flags, f"--seeds={seeds}", f"--logdir={tmp_path / name}"])
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs.append(json.loads((only_run_dir(tmp_path / name, "exp1") / "results.json").read_text()))
-    a, b, c = ({(r["arm"], r["volume"]): r["l1_mean"] for r in run["summary"]} for run in runs)
-    assert a == b  # bit for bit
-    assert all(a[key] != c[key] for key in a)
 
 
 def _claim(args):
