@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import keras
-import pytest
 
 from conftest import REPO, only_run_dir, run_driver
 
@@ -149,7 +148,7 @@ def _claim(args):
 
 
 def test_drivers_started_together_never_share_a_run_directory(tmp_path):
-    with multiprocessing.get_context("spawn").Pool(8) as pool:
+    with multiprocessing.get_context("fork").Pool(8) as pool:  # fork: start at once
         claimed = pool.map(_claim, [(str(tmp_path), i) for i in range(32)])
     assert len(set(claimed)) == 32
     assert all(Path(p).is_dir() for p in claimed)

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tlkeras.models import NetworkSpec
 from tlkeras.systems import SystemParams, SystemSpec
 
 ARMS = ("transfer", "baseline", "oracle")
@@ -21,6 +20,22 @@ TRANSFER_STRATEGIES = ("fine_tune_all",)  # implemented in training.TRANSFER_STR
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The architecture of one member: sizes, depth and activation of a plain MLP."""
+
+    num_inputs: int = 2
+    num_outputs: int = 2
+    width: int = 10
+    depth: int = 5
+    activation: str = "relu"
+
+    def layer_sizes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of every Dense layer, input to output."""
+        sizes = [self.num_inputs] + [self.width] * self.depth + [self.num_outputs]
+        return list(zip(sizes[:-1], sizes[1:]))
 
 
 class ConfigError(ValueError):
@@ -136,11 +151,11 @@ class StudyConfig:
         for arm in self.arms:
             _require(arm in ARMS, "arms", arm, f"one of {', '.join(ARMS)}")
         _nonempty_unique("systems", self.systems)
-        for name in (self.simple_system, *self.systems):
+        for field_name, name in [("simple_system", self.simple_system), *(("systems", n) for n in self.systems)]:
             try:
                 SystemSpec.parse(name)
             except ValueError as error:
-                raise ConfigError(str(error)) from None
+                raise ConfigError(f"{field_name}={name!r} is not allowed: {error}") from None
         names = [SystemSpec.parse(s).name for s in self.systems]
         _require(len(set(names)) == len(names), "systems", self.systems, "each system once")
         return self

@@ -9,27 +9,14 @@ member k only ever touches slice k of every weight. `export_member` copies one s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import keras
 import numpy as np
 
+from tlkeras.config import NetworkSpec
 
-@dataclass(frozen=True)
-class NetworkSpec:
-    """The architecture of one member: sizes, depth and activation of a plain MLP."""
-
-    num_inputs: int = 2
-    num_outputs: int = 2
-    width: int = 10
-    depth: int = 5
-    activation: str = "relu"
-
-    def layer_sizes(self) -> list[tuple[int, int]]:
-        """(fan_in, fan_out) of every Dense layer, input to output."""
-        sizes = [self.num_inputs] + [self.width] * self.depth + [self.num_outputs]
-        return list(zip(sizes[:-1], sizes[1:]))
+__all__ = ["NetworkSpec", "StackedDense", "build_mlp", "build_stack", "export_member", "load_members"]
 
 
 def _layer_seed(seed: int, layer_index: int) -> int:

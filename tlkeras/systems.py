@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import tensorflow as tf
 
 SYSTEM_KINDS = ("synthetic", "hill", "phosphorylation")
 
@@ -75,15 +74,22 @@ class SystemSpec:
         )
 
 
+def _is_tensor(x: Any) -> bool:
+    # Checked by module name, so that numpy users (and flag parsing) never import TensorFlow.
+    return type(x).__module__.startswith(("tensorflow", "tf_keras"))
+
+
 def _ops(x: Any):
     """numpy for numpy input, tf for tensors: the few ops the formulas need."""
-    if isinstance(x, (tf.Tensor, tf.Variable)):
+    if _is_tensor(x):
+        import tensorflow as tf
+
         return tf.stack, tf.reduce_sum, tf.where, tf.ones_like
     return np.stack, np.sum, np.where, np.ones_like
 
 
 def _as_array(x: Any):
-    if isinstance(x, (tf.Tensor, tf.Variable)):
+    if _is_tensor(x):
         return x
     return np.asarray(x, dtype=np.float64 if np.asarray(x).dtype == np.float64 else np.float32)
 
