@@ -141,8 +141,9 @@ class SweepRunner:
                     elapsed = time.perf_counter() - started
                     # Sequential steps left, at the measured time per step, spread over the workers.
                     left = busy_seconds / max(1, trained_steps) * steps_left / max(1, self.options.workers)
+                    estimate = f"ETA ~{duration(left)}" if trained_steps else "ETA after the first trained job"
                     report(f"sweep: {len(self.jobs) - len(pending) - len(running)} of {len(self.jobs)} "
-                           f"jobs done, {duration(elapsed)} elapsed, ETA ~{duration(left)}")
+                           f"jobs done, {duration(elapsed)} elapsed, {estimate}")
         except BaseException:
             if pool is not None:  # Ctrl-C or an error: stop the workers now, not after their jobs
                 _stop_workers(pool)
