@@ -81,6 +81,13 @@ def pretrain_cache_key(config: StudyConfig, seed: int) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def pretrain_cache_folder(config: StudyConfig, options: SweepOptions, member: Member) -> Path | None:
+    """Where the cache keeps a pretraining member's model (None: no cache)."""
+    if options.cache_dir is None:
+        return None
+    return Path(options.cache_dir) / "pretrain" / pretrain_cache_key(config, member.seed)
+
+
 class JobExecutor:
     """Trains one stack job and writes everything of its members; lives in a worker process."""
 
@@ -148,9 +155,7 @@ class JobExecutor:
 
     # Pretraining cache ------------------------------------------------------------------------
     def _cache_folder(self, member: Member) -> Path | None:
-        if self.options.cache_dir is None:
-            return None
-        return Path(self.options.cache_dir) / "pretrain" / pretrain_cache_key(self.config, member.seed)
+        return pretrain_cache_folder(self.config, self.options, member)
 
     def _reuse_cached_pretraining(self, job: StackJob) -> StackJob:
         todo = []

@@ -23,9 +23,11 @@ from pathlib import Path
 import tensorflow as tf
 
 from tlkeras.config import StudyConfig
-from tlkeras.jobs import ENGINE_VERSION, JobExecutor, SweepOptions, duration, job_label, print_report
+from tlkeras.jobs import (
+    ENGINE_VERSION, JobExecutor, SweepOptions, duration, job_label, pretrain_cache_folder, print_report,
+)
 from tlkeras.rundir import RunDir
-from tlkeras.training import StackJob, plan_jobs, pretrained_member
+from tlkeras.training import PRETRAIN, StackJob, plan_jobs, pretrained_member
 
 __all__ = ["ENGINE_VERSION", "SweepOptions", "SweepRunner", "configure_threads", "job_label", "print_report"]
 
@@ -82,11 +84,7 @@ class SweepRunner:
         self.config = config
         self.run_dir = run_dir
         self.options = options
-        self.jobs = [
-            chunk
-            for job in plan_jobs(config, options.max_members)
-            for chunk in split_for_workers(job, options.workers)
-        ]
+        self.jobs = plan_jobs(config, options.max_members)
 
     def pending_jobs(self) -> list[StackJob]:
         """Every job with at least one member not recorded yet, reduced to those members."""
@@ -100,7 +98,8 @@ class SweepRunner:
     def run(self) -> list[dict]:
         """Train everything not yet recorded; return every member's record."""
         report = self.options.report
-        pending = self.pending_jobs()
+        pending = self.balance(self.pending_jobs())
+        planned = len(pending)
         total_members = sum(len(j.members) for j in self.jobs)
         todo_members = sum(len(j.members) for j in pending)
         if todo_members < total_members:
@@ -142,7 +141,7 @@ class SweepRunner:
                     # Sequential steps left, at the measured time per step, spread over the workers.
                     left = busy_seconds / max(1, trained_steps) * steps_left / max(1, self.options.workers)
                     estimate = f"ETA ~{duration(left)}" if trained_steps else "ETA after the first trained job"
-                    report(f"sweep: {len(self.jobs) - len(pending) - len(running)} of {len(self.jobs)} "
+                    report(f"sweep: {planned - len(pending) - len(running)} of {planned} "
                            f"jobs done, {duration(elapsed)} elapsed, {estimate}")
         except BaseException:
             if pool is not None:  # Ctrl-C or an error: stop the workers now, not after their jobs
@@ -153,6 +152,26 @@ class SweepRunner:
                 pool.shutdown(wait=True, cancel_futures=True)
         report(f"sweep finished in {duration(time.perf_counter() - started)}")
         return [self.run_dir.read_record(m) for job in self.jobs for m in job.members]
+
+    def balance(self, jobs: list[StackJob]) -> list[StackJob]:
+        """Split the long jobs into one stack per worker when they are too few to keep every
+        worker busy (for example a warm run, whose pretraining comes from the cache).
+
+        Splitting does not change a number (members are independent, bit for bit), but a stack
+        of 3 and one of 2 cost more in all than one of 5, so jobs stay whole when enough long
+        jobs run side by side anyway.
+        """
+        long_jobs = [j for j in jobs if j.steps >= LONG_JOB_STEPS and not self._cached(j)]
+        if len(long_jobs) >= self.options.workers:
+            return jobs
+        return [chunk for job in jobs for chunk in
+                (split_for_workers(job, self.options.workers) if job in long_jobs else [job])]
+
+    def _cached(self, job: StackJob) -> bool:
+        if job.arm != PRETRAIN or self.options.cache_dir is None:
+            return False
+        return all((pretrain_cache_folder(self.config, self.options, m) / "model.keras").exists()
+                   for m in job.members)
 
     def _ready(self, pending: list[StackJob]) -> list[StackJob]:
         ready = []
@@ -169,14 +188,14 @@ LONG_JOB_STEPS = 200_000
 
 
 def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
-    """A long job as one stack per worker, so that no core idles while it trains.
+    """A job as one stack per worker, so that no core idles while it trains.
 
     The time of a step grows nearly linearly with the members of a stack (measured: 0.05 ms for
     one member, 0.32 ms for 8, 1.2 ms for 32), so two half stacks on two cores finish in about
-    half the time of one whole stack on one core. Short jobs stay whole (each stack compiles).
+    half the time of one whole stack on one core.
     """
     count = min(workers, len(job.members))
-    if count <= 1 or job.steps < LONG_JOB_STEPS:
+    if count <= 1:
         return [job]
     size = -(-len(job.members) // count)
     return [job.subset(job.members[i : i + size]) for i in range(0, len(job.members), size)]
