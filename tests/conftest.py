@@ -9,23 +9,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tlkeras.config import StudyConfig  # noqa: E402
 from tlkeras.sweep import configure_threads  # noqa: E402
 
 configure_threads(intra_op=1, inter_op=2)
-
-# Small enough for seconds, big enough that every arm and figure exists.
-TINY = dict(pretrain_size=256, oracle_size=128, epochs=6, pretrain_epochs=4, seeds=(0, 1))
-
-
-@pytest.fixture
-def tiny_config() -> StudyConfig:
-    return StudyConfig(volumes=(40, 96), systems=("hill2", "phosphorylation"), **TINY)
 
 
 def tiny_flags(logdir: Path) -> list[str]:

@@ -18,7 +18,6 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import keras
@@ -189,8 +188,3 @@ def stack_predictions(stack: keras.Model, x: np.ndarray) -> np.ndarray:
     members = int(stack.input_shape[1])
     tiled = np.repeat(np.asarray(x, np.float32)[:, None, :], members, axis=1)
     return np.transpose(np.asarray(stack(tiled, training=False)), (1, 0, 2))
-
-
-def model_path(models_dir: Path, member: Member) -> Path:
-    """Where a member's trained model is saved in a run directory."""
-    return Path(models_dir) / f"{member.key}.keras"
