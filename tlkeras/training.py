@@ -167,16 +167,24 @@ def train_job(
     starting_models: Sequence[keras.Model],
     progress: ProgressFn | None = None,
 ) -> TrainedStack:
-    """Train the members of `job` as one stack, each from its starting model."""
-    stack = models.build_stack(config.network, len(job.members), name="stack")
+    """Train the members of `job` as one stack, each from its starting model.
+
+    A lone member trains in two identical slots (slot 0 is its result): XLA turns a batched dot
+    with one batch entry into a plain dot that sums in another order, so a member alone would
+    differ in the last bits from the same member in any larger stack. With two or more slots a
+    member's numbers do not depend on its stack, bit for bit (tests/test_engine.py).
+    """
+    members = list(job.members) * (2 if len(job.members) == 1 else 1)
+    starting_models = list(starting_models) * (2 if len(job.members) == 1 else 1)
+    stack = models.build_stack(config.network, len(members), name="stack")
     models.load_members(stack, starting_models)
-    sets = [training_set(config, member) for member in job.members]
+    sets = [training_set(config, member) for member in members]
     x = np.stack([s[0] for s in sets])
     y = np.stack([s[1] for s in sets])
     trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
     log = trainer.fit(
         x, y, job.epochs,
-        shuffle_seeds=[shuffle_seed(member) for member in job.members],
+        shuffle_seeds=[shuffle_seed(member) for member in members],
         first_epoch=job.first_epoch,
         progress=progress,
     )
