@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tlkeras import data, evaluation, plots, tracking
+from tlkeras import evaluation, plots, tracking
 from tlkeras.config import StudyConfig
+from tlkeras.jobs import EvaluationSet
 from tlkeras.persistence import atomic_write_json, atomic_write_text, load_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import SystemSpec, make_system
@@ -204,9 +205,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     claims = check_claims(config, summary)
     figures = make_figures(run_dir, config, summary)
     tracking.write_figures(run_dir.tensorboard, figures)
-    evaluation_points = data.evaluation_points(
-        data.Domain(*config.big_domain), config.eval_points, len(config.theta), config.eval_seed)
-    inside = int(data.Domain(*config.small_domain).contains(evaluation_points).sum())
+    inside = int(EvaluationSet(config).inside.sum())
     results = dict(
         summary=summary, claims=claims, timing=timing, members=records,
         evaluation=dict(points=config.eval_points, inside_small_domain=inside, seed=config.eval_seed),

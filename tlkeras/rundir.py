@@ -73,9 +73,6 @@ class RunDir:
     def write_config(self, config: StudyConfig) -> None:
         atomic_write_text(self.path / "config.json", config.to_json() + "\n")
 
-    def read_config(self) -> StudyConfig:
-        return StudyConfig.from_json((self.path / "config.json").read_text())
-
     def check_resumable(self, config: StudyConfig) -> None:
         """Refuse to resume with a config other than the recorded one, naming the differences."""
         recorded_path = self.path / "config.json"
