@@ -12,14 +12,17 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
-from absl import flags  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, no install step
 
+from tlkeras import interrupts  # noqa: E402
+
+interrupts.install()  # first thing: a Ctrl-C from here on stops the run at a safe point
+
+from absl import flags  # noqa: E402
+
 from tlkeras import config as study_config  # noqa: E402
+from tlkeras import faults  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
@@ -186,43 +189,101 @@ def flags_text(module_flags: list[str]) -> str:
 
 
 def run(experiment: str, systems: list[str], volumes: list[int], module_flags: list[str]) -> None:
-    """Validate, claim (or reopen) the run directory, run the study, say where everything is."""
+    """Validate, claim (or reopen) the run directory, run the study, say where everything is.
+
+    Exit status: 0 done (also when Ctrl-C came after the run had finished), 2 bad input before
+    any work, 130 interrupted (Ctrl-C), 1 stopped mid-run by a failure outside the run (a full
+    disk, a vanished folder, a worker killed); in the last two cases finished members are kept
+    and the resume command is printed.
+    """
     config = config_from_flags(systems, volumes)
-    from tlkeras.rundir import RunDir, RunDirError, create_run_dir  # after validation: fast errors
     logs = Path(FLAGS.logdir)
     resume_dir = _resume_target(logs / experiment)
+    cache_dir = Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None
+    _check_writable(resume_dir or logs / experiment, "--run_dir" if FLAGS.run_dir else "--logdir",
+                    1_000_000 if resume_dir else _bytes_needed(config))
+    if cache_dir is not None:
+        _check_writable(cache_dir, "--cache_dir", 0)
+    faults.point("driver.startup")
+    from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
+
+    tf = import_tensorflow()
+    tf.get_logger().setLevel("ERROR")
+    from tlkeras.persistence import ModelFileError
+    from tlkeras.rundir import RunDir, RunDirError, create_run_dir
+    from tlkeras.study import configure_threads, run_study
+    from tlkeras.sweep import SweepOptions, WorkerDied, print_report
+
     if resume_dir is not None:
         try:
             RunDir(resume_dir).check_resumable(config)
         except RunDirError as error:
             fail(str(error))
-
-    import tensorflow as tf
-    from tlkeras.study import configure_threads, run_study
-    from tlkeras.sweep import SweepOptions, print_report
-
-    tf.get_logger().setLevel("ERROR")
+    if interrupts.requested():
+        say("interrupted before the run started; nothing was written")
+        sys.exit(130)
     configure_threads()
     run_dir = resume_dir or create_run_dir(logs, experiment)
-    if resume_dir is None:
-        (run_dir / "flags.txt").write_text(flags_text(module_flags))
-    options = SweepOptions(
-        workers=FLAGS.workers, max_members=FLAGS.max_members,
-        cache_dir=Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None,
-        report=print_report,
-    )
+    resume_line = (f"python experiments/{experiment}.py --flagfile={run_dir / 'flags.txt'} "
+                   f"--run_dir={run_dir}")
+    options = SweepOptions(workers=FLAGS.workers, max_members=FLAGS.max_members, cache_dir=cache_dir,
+                           report=print_report)
     say(f"run directory: {run_dir}")
-    from tlkeras.persistence import ModelFileError
-
     try:
+        if resume_dir is None:
+            RunDir(run_dir).staging.write_text(run_dir / "flags.txt", flags_text(module_flags))
         run_study(config, run_dir, options, resume=resume_dir is not None)
     except (ModelFileError, RunDirError) as error:  # e.g. a corrupt model file met on resume
         fail(f"{error} (run directory: {run_dir})")
-    except KeyboardInterrupt:
-        say(f"interrupted; finished cells are saved. Resume with:\n  python experiments/{experiment}.py "
-            f"--flagfile={run_dir / 'flags.txt'} --run_dir={run_dir}")
+    except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C
+        say(f"interrupted; finished members are kept. Resume with:\n  {resume_line}")
         sys.exit(130)
+    except (OSError, WorkerDied) as error:
+        print(f"error: {_describe(error)}; finished members are kept. Resume with:\n  {resume_line}",
+              file=sys.stderr)
+        sys.exit(1)
+    if interrupts.requested():
+        say("Ctrl-C came after the run had finished: every result is written")
     say(f"done. Browse: tensorboard --logdir {run_dir / 'tensorboard'}")
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, OSError) and error.filename:
+        return f"could not write {error.filename}: {error.strerror}"
+    if isinstance(error, OSError):
+        return f"could not write the run: {error.strerror or error}"
+    return str(error)
+
+
+def _bytes_needed(config: study_config.StudyConfig) -> int:
+    """A lower bound of a new run's size: per member a model (~20 kB) and its loss curve,
+    TensorBoard run and record (~60 bytes per epoch), plus figures and tables (~1 MB)."""
+    per_system = len(config.volumes) * sum(arm in config.arms for arm in ("transfer", "baseline"))
+    members = len(config.seeds) * (("transfer" in config.arms) + len(config.systems) * (
+        per_system + ("oracle" in config.arms)))
+    return members * (20_000 + 60 * config.epochs) + 1_000_000
+
+
+def _check_writable(folder: Path, flag: str, bytes_needed: int) -> None:
+    """One clear line (exit 2) if `folder` cannot hold the run: not a folder, not writable, full."""
+    import errno
+    import shutil
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno == errno.EEXIST or (folder.exists() and not folder.is_dir()):
+            reason = "it is a file, not a folder"
+        fail(f"{flag}={folder} cannot be used: {reason}")
+    free = shutil.disk_usage(folder).free
+    if free < bytes_needed:
+        fail(f"{flag}={folder} has {free / 1e6:.1f} MB free; this run needs about {bytes_needed / 1e6:.0f} MB")
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:
@@ -241,6 +302,6 @@ def _resume_target(experiment_logs: Path) -> Path | None:
 
 
 def say(message: str) -> None:
-    from tlkeras.sweep import print_report
+    from tlkeras.options import print_report
 
     print_report(message)

@@ -25,9 +25,12 @@ def tiny_flags(logdir: Path) -> list[str]:
     ]
 
 
-def run_driver(script: str, flags: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run experiments/<script> as a user would, in a fresh process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def run_driver(script: str, flags: list[str], timeout: float = 600,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run experiments/<script> as a user would, in a fresh process (`env`: extra variables).
+
+    The timeout only bounds a hang; a tiny run takes well under a minute."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run(
         [sys.executable, str(REPO / "experiments" / script), *flags],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,

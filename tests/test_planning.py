@@ -37,6 +37,7 @@ def test_long_jobs_are_split_only_when_workers_would_idle(tmp_path):
         folder = pretrain_cache_folder(cold.config, options, member)
         folder.mkdir(parents=True)
         (folder / "model.keras").write_bytes(b"")
+        (folder / "losses.npy").write_bytes(b"")  # an entry is complete with both files
     warm = cold.balance(cold.pending_jobs())
     oracle = [j for j in warm if j.arm == "oracle"]
     assert [len(j.members) for j in oracle] == [3, 2]  # the one long job, on both cores

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlkeras import data, evaluation, models, tracking
+from tlkeras import data, evaluation, interrupts, models, tracking
 from tlkeras.config import StudyConfig
-from tlkeras.persistence import atomic_save_npy, load_model, save_model
+from tlkeras.options import SweepOptions, duration, print_report  # noqa: F401 (re-exported)
+from tlkeras.persistence import ModelFileError, Staging, load_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import SystemSpec, make_system
 from tlkeras.training import (
@@ -33,22 +29,6 @@ from tlkeras.training import (
 )
 
 ENGINE_VERSION = 1  # bump when a change alters trained weights: it invalidates the cache
-
-
-def print_report(message: str) -> None:
-    """The default reporter: a timestamped line on standard output."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-@dataclass
-class SweepOptions:
-    """How to run (not what to compute): nothing here changes a result."""
-
-    workers: int = 2
-    max_members: int = 64
-    cache_dir: Path | None = None
-    report_every_seconds: float = 15.0
-    report: Callable[[str], None] = print_report  # picklable (module level): workers call it
 
 
 class EvaluationSet:
@@ -125,9 +105,9 @@ class JobExecutor:
         seconds_per_member = trained.log.seconds / len(job.members)
         for index, member in enumerate(job.members):
             model = models.export_member(trained.stack, self.config.network, index, name=_model_name(member))
-            model_path = save_model(model, self.run_dir.model_path(member))
+            model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
             losses = trained.log.losses[:, index]
-            atomic_save_npy(self.run_dir.loss_path(member), losses)
+            self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
             if member.arm == PRETRAIN and self.options.cache_dir is not None:
                 self._store_in_cache(member, model_path, losses)
             self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False)
@@ -142,8 +122,11 @@ class JobExecutor:
             earlier = np.load(self.run_dir.loss_path(pretrained_member(self.config, member)))
             first_epoch = self.config.pretrain_epochs
         hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed}
-        tracking.write_member(self.run_dir.tensorboard_run(member), member.key, hparams, losses,
-                              first_epoch, score, errors, earlier)
+        self.run_dir.staging.write_folder(
+            self.run_dir.tensorboard_run(member),
+            lambda folder: tracking.write_member(folder, member.key, hparams, losses, first_epoch, score,
+                                                 errors, earlier),
+        )
         record = dict(
             key=member.key, arm=member.arm, system=member.system, volume=member.volume,
             seed=member.seed, **score.as_dict(), final_train_loss=float(losses[-1]),
@@ -161,31 +144,42 @@ class JobExecutor:
         todo = []
         for member in job.members:
             folder = self._cache_folder(member)
-            if folder is None or not (folder / "model.keras").exists() or not (folder / "losses.npy").exists():
+            if folder is None or not cache_entry_complete(folder):
                 todo.append(member)
                 continue
-            model = load_model(folder / "model.keras", expected=self.config.network)
-            model_path = save_model(model, self.run_dir.model_path(member))
-            losses = np.load(folder / "losses.npy")
-            atomic_save_npy(self.run_dir.loss_path(member), losses)
+            try:
+                model = load_model(folder / "model.keras", expected=self.config.network)
+                losses = np.load(folder / "losses.npy")
+            except (ModelFileError, OSError, ValueError) as error:
+                self.options.report(f"cache entry {folder} is unusable ({error}); training seed {member.seed} anew")
+                todo.append(member)
+                continue
+            model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
+            self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
             predictions = np.asarray(model(self.evaluation.x, training=False))
             self._record(member, predictions, losses, 0.0, model_path, cached=True)
             self.options.report(f"reused pretrained model of seed {member.seed} from {folder}")
         return job.subset(todo)
 
     def _store_in_cache(self, member: Member, model_path: Path, losses: np.ndarray) -> None:
+        """One cache entry, built whole in the cache's staging folder and renamed into place: an
+        entry that exists is complete. Two runs filling the same entry at once both succeed (the
+        first rename wins; both wrote the same model)."""
         folder = self._cache_folder(member)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_save_npy(folder / "losses.npy", losses)
-        temporary = folder / f".model.{os.getpid()}.tmp.keras"
-        shutil.copyfile(model_path, temporary)
-        temporary.replace(folder / "model.keras")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+
+        def build(entry: Path) -> None:
+            entry.joinpath("model.keras").write_bytes(model_path.read_bytes())
+            np.save(entry / "losses.npy", losses)
+
+        Staging(self.options.cache_dir).write_folder(folder, build, replace=False)
 
     # Progress ---------------------------------------------------------------------------------
     def _progress(self, job: StackJob, label: str):
         last = [0.0]
 
         def report(done: int, total: int, elapsed: float) -> None:
+            interrupts.check()  # a job trained in the driver process (workers=1) stops here
             if elapsed - last[0] < self.options.report_every_seconds and done < total:
                 return
             last[0] = elapsed
@@ -196,6 +190,10 @@ class JobExecutor:
             )
 
         return report
+
+
+def cache_entry_complete(folder: Path) -> bool:
+    return (folder / "model.keras").is_file() and (folder / "losses.npy").is_file()
 
 
 def job_label(job: StackJob) -> str:
@@ -212,15 +210,3 @@ def _ranges(values: list[int]) -> str:
     if values and values == list(range(values[0], values[-1] + 1)) and len(values) > 2:
         return f"{values[0]}-{values[-1]}"
     return ",".join(str(v) for v in values)
-
-
-def duration(seconds: float) -> str:
-    """4s, 3m07s, 1h02m."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, seconds = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"

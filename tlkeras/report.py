@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tlkeras import evaluation, plots, tracking
+from tlkeras import evaluation, faults, interrupts, plots, tracking
 from tlkeras.config import StudyConfig
 from tlkeras.jobs import EvaluationSet
-from tlkeras.persistence import atomic_write_json, atomic_write_text, load_model
+from tlkeras.persistence import load_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import SystemSpec, make_system
 
@@ -131,8 +131,8 @@ def members_csv(records: list[dict]) -> str:
     return stream.getvalue()
 
 
-def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict]) -> dict[str, Path]:
-    """The study's three figures for this run; returns {tag: png path}."""
+def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict], folder: Path) -> dict[str, Path]:
+    """The study's three figures for this run, drawn into `folder`; returns {tag: png path}."""
     figures: dict[str, Path] = {}
     systems = [s.name for s in config.system_specs()]
     focus_volume = min(config.volumes, key=lambda v: abs(math.log(v / 1000)))
@@ -151,7 +151,7 @@ def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict]) -> d
         by_volume = {arm: value for arm, value in by_volume.items() if value}
         if by_volume:
             figures[f"l1_by_volume_{system}"] = plots.plot_by_volume(
-                run_dir.figures / f"fig4_l1_by_volume_{system}.png", config.volumes, by_volume,
+                folder / f"fig4_l1_by_volume_{system}.png", config.volumes, by_volume,
                 (oracle["l1_mean"], oracle["l1_std"]) if oracle else None,
                 f"{system}: L1 by real-data volume (oracle: {config.oracle_size} pairs)",
             )
@@ -162,14 +162,15 @@ def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict]) -> d
     by_system = {arm: value for arm, value in by_system.items() if value}
     if by_system:
         figures[f"l1_by_system_n{focus_volume}"] = plots.plot_by_system(
-            run_dir.figures / f"fig5_l1_by_system_n{focus_volume}.png", systems, by_system,
+            folder / f"fig5_l1_by_system_n{focus_volume}.png", systems, by_system,
             f"L1 by real system (transfer and baseline at N = {focus_volume})",
         )
-    figures.update(_surface_figures(run_dir, config, systems, focus_volume))
+    interrupts.check()
+    figures.update(_surface_figures(run_dir, config, systems, focus_volume, folder))
     return figures
 
 
-def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume) -> dict[str, Path]:
+def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume, folder: Path) -> dict[str, Path]:
     from tlkeras.training import Member  # local: training pulls in the engine
 
     low, high = config.big_domain
@@ -191,7 +192,7 @@ def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume) -> d
                 learned[f"{arm} (seed {seed})"] = np.asarray(model(grid.astype(np.float32))).reshape(61, 61, -1)
         if learned:
             figures[f"surfaces_{system}"] = plots.plot_surfaces(
-                run_dir.figures / f"fig3_surfaces_{system}.png", axis, truth.reshape(61, 61, -1), learned,
+                folder / f"fig3_surfaces_{system}.png", axis, truth.reshape(61, 61, -1), learned,
                 tuple(config.small_domain), f"{system}: true vs learned outputs (N = {volume}; "
                 "dashed: the small domain of the real data)",
             )
@@ -203,16 +204,24 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     scored = [r for r in records if r["arm"] != "pretrain"]
     summary = summarize_records(scored)
     claims = check_claims(config, summary)
-    figures = make_figures(run_dir, config, summary)
-    tracking.write_figures(run_dir.tensorboard, figures)
+    drawn: dict[str, Path] = {}
+    faults.point("report.figures")
+    run_dir.staging.write_folder(run_dir.figures,
+                                 lambda folder: drawn.update(make_figures(run_dir, config, summary, folder)))
+    figures = {tag: run_dir.figures / path.name for tag, path in drawn.items()}
+    interrupts.check()
+    run_dir.staging.write_folder(run_dir.tensorboard / "figures",
+                                 lambda folder: tracking.write_figures(folder, figures))
+    faults.point("report.tables")
+    interrupts.check()  # the last safe point: a Ctrl-C after it finds the run finished
     inside = int(EvaluationSet(config).inside.sum())
     results = dict(
         summary=summary, claims=claims, timing=timing, members=records,
         evaluation=dict(points=config.eval_points, inside_small_domain=inside, seed=config.eval_seed),
         figures={tag: str(path.relative_to(run_dir.path)) for tag, path in figures.items()},
     )
-    atomic_write_json(run_dir.path / "results.json", results)
-    atomic_write_text(run_dir.path / "results.csv", members_csv(records))
+    run_dir.staging.write_json(run_dir.path / "results.json", results)
+    run_dir.staging.write_text(run_dir.path / "results.csv", members_csv(records))
     pretrain = summarize_records([r for r in records if r["arm"] == "pretrain"])
     text = [
         f"# Results: {run_dir.path}", "",
@@ -226,5 +235,5 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "## Time", "", *[f"- {k}: {v:.1f} s" if isinstance(v, float) else f"- {k}: {v}" for k, v in timing.items()],
         "",
     ]
-    atomic_write_text(run_dir.path / "results.md", "\n".join(text))
+    run_dir.staging.write_text(run_dir.path / "results.md", "\n".join(text))
     return results

@@ -8,20 +8,26 @@
         models/<member>.keras
         tensorboard/        see tracking.py
         figures/*.png, results.json, results.csv, results.md
+        .partial/           temporaries, renamed into place when complete (persistence.Staging)
+        .lock               held (flock) by the one process that writes the run
 
 A folder is claimed with `os.mkdir`, which fails if it exists, so two drivers started in the
-same second get different folders.
+same second get different folders; a run is written by one driver at a time (`RunDir.lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
 from pathlib import Path
+from typing import Iterator
 
+from tlkeras import faults
 from tlkeras.config import StudyConfig
-from tlkeras.persistence import atomic_write_json, atomic_write_text
+from tlkeras.persistence import Staging
 from tlkeras.training import Member
 
 
@@ -49,6 +55,26 @@ class RunDir:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.staging = Staging(self.path)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for this process (released when it ends, however it ends), after
+        sweeping away the temporaries of earlier, dead writers."""
+        with open(self.path / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "?"
+                raise RunDirError(f"{self.path} is being written by another tlkeras process (pid {owner}); "
+                                  "wait for it to end or stop it first") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            self.staging.sweep()
+            yield
 
     @property
     def tensorboard(self) -> Path:
@@ -71,7 +97,7 @@ class RunDir:
         return self.tensorboard / member.key
 
     def write_config(self, config: StudyConfig) -> None:
-        atomic_write_text(self.path / "config.json", config.to_json() + "\n")
+        self.staging.write_text(self.path / "config.json", config.to_json() + "\n")
 
     def check_resumable(self, config: StudyConfig) -> None:
         """Refuse to resume with a config other than the recorded one, naming the differences."""
@@ -91,7 +117,8 @@ class RunDir:
             )
 
     def write_record(self, member: Member, record: dict) -> None:
-        atomic_write_json(self.record_path(member), record)
+        self.staging.write_json(self.record_path(member), record)
+        faults.point("record.written")
 
     def read_record(self, member: Member) -> dict | None:
         """The member's record if it finished (and its model file is there), else None."""
@@ -101,7 +128,7 @@ class RunDir:
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
-            return None  # never half-written (atomic), but a hand-edited file is simply redone
+            return None  # never half-written (staged), but a hand-edited file is simply redone
         if not self.model_path(member).exists():
             return None
         return record

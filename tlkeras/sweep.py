@@ -16,50 +16,26 @@ from __future__ import annotations
 import concurrent.futures as futures
 import multiprocessing
 import os
-import signal
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import tensorflow as tf
 
+from tlkeras import interrupts, worker
 from tlkeras.config import StudyConfig
-from tlkeras.jobs import (
-    ENGINE_VERSION, JobExecutor, SweepOptions, duration, job_label, pretrain_cache_folder, print_report,
-)
+from tlkeras.jobs import ENGINE_VERSION, cache_entry_complete, job_label, pretrain_cache_folder
+from tlkeras.options import SweepOptions, duration, print_report
+from tlkeras.persistence import Staging
 from tlkeras.rundir import RunDir
 from tlkeras.training import PRETRAIN, StackJob, plan_jobs, pretrained_member
 
-__all__ = ["ENGINE_VERSION", "SweepOptions", "SweepRunner", "configure_threads", "job_label", "print_report"]
+__all__ = ["ENGINE_VERSION", "SweepOptions", "SweepRunner", "WorkerDied", "configure_threads", "job_label",
+           "print_report"]
 
 
-# Worker processes -----------------------------------------------------------------------------
-_EXECUTOR: JobExecutor | None = None
-
-
-def _worker_start(config: StudyConfig, run_dir: Path, options: SweepOptions) -> None:
-    """Each worker process: die with the parent, one intra-op thread, one executor."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    tf.get_logger().setLevel("ERROR")
-    configure_threads(intra_op=1, inter_op=1)
-    global _EXECUTOR
-    _EXECUTOR = JobExecutor(config, RunDir(run_dir), options)
-
-
-def _worker_run(job: StackJob) -> tuple[float, int]:
-    return _EXECUTOR.run(job)
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this process when its parent dies, so a killed sweep leaves no orphans."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+class WorkerDied(RuntimeError):
+    """A worker process ended abruptly (killed, out of memory); finished members are kept."""
 
 
 def configure_threads(intra_op: int = 1, inter_op: int = 1) -> None:
@@ -104,29 +80,32 @@ class SweepRunner:
         todo_members = sum(len(j.members) for j in pending)
         if todo_members < total_members:
             report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
+        if self.options.cache_dir is not None and Path(self.options.cache_dir).is_dir():
+            Staging(self.options.cache_dir).sweep()  # leftovers of killed runs; live writers' stay
         started = time.perf_counter()
         steps_left = sum(job.steps for job in pending)
         busy_seconds, trained_steps = 0.0, 0
         if self.options.workers <= 1:
-            _worker_start_inline(self.config, self.run_dir, self.options)
+            worker.start(self.config, self.run_dir.path, self.options, driver_pid=None)
             pool = None
         else:
             pool = futures.ProcessPoolExecutor(
                 max_workers=self.options.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_start, initargs=(self.config, self.run_dir.path, self.options),
+                initializer=worker.start, initargs=(self.config, self.run_dir.path, self.options, os.getpid()),
             )
         running: dict[futures.Future, StackJob] = {}
         try:
             while pending or running:
+                interrupts.check()
                 for job in sorted(self._ready(pending), key=lambda j: -j.steps):
                     if len(running) >= max(1, self.options.workers):
                         break
                     pending.remove(job)
                     if pool is None:
                         future: futures.Future = futures.Future()
-                        future.set_result(_worker_run(job))
+                        future.set_result(worker.run(job))
                     else:
-                        future = pool.submit(_worker_run, job)
+                        future = pool.submit(worker.run, job)
                     running[future] = job
                 if not running:
                     missing = ", ".join(j.name for j in pending)
@@ -134,7 +113,12 @@ class SweepRunner:
                 done, _ = futures.wait(running, timeout=1.0, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     job = running.pop(future)
-                    seconds, steps = future.result()  # a worker's error surfaces here
+                    try:
+                        seconds, steps = future.result()  # a worker's error surfaces here
+                    except BrokenProcessPool:
+                        interrupts.check()  # killed because of a Ctrl-C: say that, not this
+                        raise WorkerDied(f"a worker process ended abruptly while training [{job_label(job)}] "
+                                         f"({_exit_codes(pool)}); finished members are kept") from None
                     busy_seconds, trained_steps = busy_seconds + seconds, trained_steps + steps
                     steps_left -= job.steps
                     elapsed = time.perf_counter() - started
@@ -170,8 +154,7 @@ class SweepRunner:
     def _cached(self, job: StackJob) -> bool:
         if job.arm != PRETRAIN or self.options.cache_dir is None:
             return False
-        return all((pretrain_cache_folder(self.config, self.options, m) / "model.keras").exists()
-                   for m in job.members)
+        return all(cache_entry_complete(pretrain_cache_folder(self.config, self.options, m)) for m in job.members)
 
     def _ready(self, pending: list[StackJob]) -> list[StackJob]:
         ready = []
@@ -201,12 +184,13 @@ def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
     return [job.subset(job.members[i : i + size]) for i in range(0, len(job.members), size)]
 
 
+def _exit_codes(pool: futures.ProcessPoolExecutor) -> str:
+    codes = [p.exitcode for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode]
+    signals = [f"killed by signal {-c}" if c < 0 else f"exit status {c}" for c in codes]
+    return ", ".join(signals) or "killed, or out of memory?"
+
+
 def _stop_workers(pool: futures.ProcessPoolExecutor) -> None:
     """Kill the pool's processes (the executor has no public call that stops running work)."""
     for process in list(getattr(pool, "_processes", {}).values()):
         process.kill()
-
-
-def _worker_start_inline(config: StudyConfig, run_dir: RunDir, options: SweepOptions) -> None:
-    global _EXECUTOR
-    _EXECUTOR = JobExecutor(config, run_dir, options)

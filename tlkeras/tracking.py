@@ -7,13 +7,13 @@ Layout under `<run>/tensorboard/` (TensorBoard's hparams demo is the model):
   `eval/l1_mean`, `eval/l1_var`, `eval/l1_inside`, `eval/l1_outside`, the histogram
   `eval/point_error` of the per-point L1 errors, and `hp.hparams` (one hparams row per member);
 - `figures/` holds the study's figures as image summaries.
-Writers are closed (hence flushed) as soon as a member is written, so an interrupted run keeps
-everything it wrote.
+Each function writes into a fresh folder that the caller then renames into place
+(`persistence.Staging`), so TensorBoard never reads a half-written event file, and a member
+rewritten after a crash replaces its run instead of adding a second one.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -31,9 +31,13 @@ from tlkeras.evaluation import ModelScore
 METRICS = ("eval/l1_mean", "eval/l1_var", "eval/l1_inside", "eval/l1_outside")
 
 
-def write_hparams_config(root: Path, systems: Sequence[str], volumes: Sequence[int]) -> None:
+def has_event_files(folder: Path) -> bool:
+    return any(Path(folder).glob("events.out.tfevents.*"))
+
+
+def write_hparams_config(folder: Path, systems: Sequence[str], volumes: Sequence[int]) -> None:
     """The hparams dashboard's columns: arm, system, volume, seed; the L1 metrics."""
-    writer = tf.summary.create_file_writer(str(root))
+    writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams_config(
             hparams=[
@@ -48,7 +52,7 @@ def write_hparams_config(root: Path, systems: Sequence[str], volumes: Sequence[i
 
 
 def write_member(
-    run_dir: Path,
+    folder: Path,
     trial_id: str,
     hparams: dict,
     losses: np.ndarray,
@@ -61,10 +65,9 @@ def write_member(
 
     `earlier_losses` (the pretraining curve of a transfer member) come first on the same axis.
     """
-    shutil.rmtree(run_dir, ignore_errors=True)  # a member rewritten after a crash: no duplicates
     curve = list(losses) if earlier_losses is None else [*earlier_losses, *losses]
-    _write_scalar_curve(run_dir, "train/loss", curve, first_step=1 if earlier_losses is not None else first_epoch + 1)
-    writer = tf.summary.create_file_writer(str(run_dir))
+    _write_scalar_curve(folder, "train/loss", curve, first_step=1 if earlier_losses is not None else first_epoch + 1)
+    writer = tf.summary.create_file_writer(str(folder))
     last_epoch = first_epoch + len(losses)
     with writer.as_default():
         hp.hparams(hparams, trial_id=trial_id)
@@ -75,10 +78,10 @@ def write_member(
     writer.close()
 
 
-def _write_scalar_curve(run_dir: Path, tag: str, values: Sequence[float], first_step: int) -> None:
+def _write_scalar_curve(folder: Path, tag: str, values: Sequence[float], first_step: int) -> None:
     """A scalar per step, as the event protos tf.summary.scalar writes, without one TensorFlow op
     per point (thousands of epochs x dozens of models took minutes through eager ops)."""
-    writer = EventFileWriter(str(run_dir), filename_suffix=".curve")
+    writer = EventFileWriter(str(folder), filename_suffix=".curve")
     metadata = scalar_metadata.create_summary_metadata(display_name=tag, description="")
     now = time.time()
     for offset, value in enumerate(values):
@@ -90,9 +93,9 @@ def _write_scalar_curve(run_dir: Path, tag: str, values: Sequence[float], first_
     writer.close()
 
 
-def write_figures(root: Path, figures: dict[str, Path]) -> None:
-    """PNG files as image summaries under `<root>/figures`, one tag per figure."""
-    writer = tf.summary.create_file_writer(str(Path(root) / "figures"))
+def write_figures(folder: Path, figures: dict[str, Path]) -> None:
+    """PNG files as image summaries in `folder` (the run's `figures`), one tag per figure."""
+    writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         for tag, path in figures.items():
             image = tf.io.decode_png(tf.io.read_file(str(path)), channels=4)
