@@ -22,7 +22,7 @@ interrupts.install()  # first thing: a Ctrl-C from here on stops the run at a sa
 from absl import flags  # noqa: E402
 
 from tlkeras import config as study_config  # noqa: E402
-from tlkeras import faults  # noqa: E402
+from tlkeras import faults, folders  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
@@ -200,10 +200,16 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     logs = Path(FLAGS.logdir)
     resume_dir = _resume_target(logs / experiment)
     cache_dir = Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None
-    _check_writable(resume_dir or logs / experiment, "--run_dir" if FLAGS.run_dir else "--logdir",
-                    1_000_000 if resume_dir else _bytes_needed(config))
-    if cache_dir is not None:
-        _check_writable(cache_dir, "--cache_dir", 0)
+    try:
+        if resume_dir is None:
+            folders.check_writable(logs, "--logdir", folders.estimated_run_bytes(config))
+            folders.check_writable(logs / experiment, "--logdir")
+        else:
+            folders.check_writable(resume_dir, "--run_dir" if FLAGS.run_dir else "--resume", 1_000_000)
+        if cache_dir is not None:
+            folders.check_writable(cache_dir, "--cache_dir")
+    except folders.FolderError as error:
+        fail(str(error))
     faults.point("driver.startup")
     from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
 
@@ -253,37 +259,6 @@ def _describe(error: Exception) -> str:
     if isinstance(error, OSError):
         return f"could not write the run: {error.strerror or error}"
     return str(error)
-
-
-def _bytes_needed(config: study_config.StudyConfig) -> int:
-    """A lower bound of a new run's size: per member a model (~20 kB) and its loss curve,
-    TensorBoard run and record (~60 bytes per epoch), plus figures and tables (~1 MB)."""
-    per_system = len(config.volumes) * sum(arm in config.arms for arm in ("transfer", "baseline"))
-    members = len(config.seeds) * (("transfer" in config.arms) + len(config.systems) * (
-        per_system + ("oracle" in config.arms)))
-    return members * (20_000 + 60 * config.epochs) + 1_000_000
-
-
-def _check_writable(folder: Path, flag: str, bytes_needed: int) -> None:
-    """One clear line (exit 2) if `folder` cannot hold the run: not a folder, not writable, full."""
-    import errno
-    import shutil
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder) as probe:
-            probe.write(b"0" * 4096)
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as error:
-        reason = error.strerror or str(error)
-        if error.errno == errno.EEXIST or (folder.exists() and not folder.is_dir()):
-            reason = "it is a file, not a folder"
-        fail(f"{flag}={folder} cannot be used: {reason}")
-    free = shutil.disk_usage(folder).free
-    if free < bytes_needed:
-        fail(f"{flag}={folder} has {free / 1e6:.1f} MB free; this run needs about {bytes_needed / 1e6:.0f} MB")
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:

@@ -1,11 +1,14 @@
 """Model files: atomic saves, safe loading, one-line errors, the reuse API."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from tlkeras import load_model, predict
 from tlkeras.models import NetworkSpec, build_mlp
-from tlkeras.persistence import ModelFileError, save_model
+from tlkeras.persistence import ModelFileError, Staging, save_model
 
 SPEC = NetworkSpec()
 
@@ -70,3 +73,93 @@ def test_a_crash_while_saving_leaves_nothing_under_the_final_name(tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         save_model(model, final)
     assert not final.exists() and list(tmp_path.iterdir()) == []
+
+
+# Staged writes -------------------------------------------------------------------------------
+def _child_writes_then_dies(root: str, pipe) -> None:
+    """A writer that stops dead (os._exit: no cleanup) halfway through a staged write."""
+    from tlkeras import persistence
+
+    staging = persistence.Staging(root)
+    temporary = staging.temporary("seed0.keras")
+    temporary.write_bytes(b"PK\x03\x04 half a zip")
+    pipe.send(str(temporary))
+    os._exit(0)
+
+
+def test_temporaries_live_only_in_the_staging_folder_and_dead_writers_are_swept(tmp_path):
+    import multiprocessing
+
+    staging = Staging(tmp_path)
+    staging.save_model(build_mlp(SPEC, seed=1), tmp_path / "models" / "seed1.keras")
+    staging.write_json(tmp_path / "cells" / "seed1.json", {"l1": 0.5})
+    staging.save_npy(tmp_path / "losses" / "seed1.npy", np.arange(3.0))
+    staging.write_folder(tmp_path / "tensorboard" / "seed1", lambda f: (f / "events").write_text("e"))
+    visible = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert visible == ["cells/seed1.json", "losses/seed1.npy", "models/seed1.keras", "tensorboard/seed1/events"]
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    dead = context.Process(target=_child_writes_then_dies, args=(str(tmp_path), send))
+    dead.start()
+    leftover = Path(receive.recv())
+    dead.join()
+    mine = staging.temporary("live.json")  # a live writer's temporary (this process)
+    mine.write_text("{")
+    assert leftover.exists() and leftover.parent == tmp_path / ".partial"
+    assert staging.sweep() == 1
+    assert not leftover.exists() and mine.exists()
+
+
+def test_a_vanished_root_is_an_error_not_recreated(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    staging = Staging(root)
+    root.rmdir()
+    with pytest.raises(FileNotFoundError):
+        staging.write_json(root / "cells" / "seed0.json", {})
+    assert not root.exists()
+
+
+def test_a_folder_is_replaced_whole_and_a_failed_build_leaves_the_old_one(tmp_path):
+    staging = Staging(tmp_path)
+    target = tmp_path / "tensorboard" / "run"
+    staging.write_folder(target, lambda f: (f / "old").write_text("1"))
+    staging.write_folder(target, lambda f: (f / "new").write_text("2"))
+    assert [p.name for p in target.iterdir()] == ["new"]
+
+    def crash(folder):
+        (folder / "half").write_text("3")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        staging.write_folder(target, crash)
+    assert [p.name for p in target.iterdir()] == ["new"] and not list(staging.folder.iterdir())
+
+
+def _fill_entry(root: str, payload: bytes, barrier, results) -> None:
+    from tlkeras import persistence
+
+    def build(folder):
+        (folder / "model.keras").write_bytes(payload)
+        barrier.wait()  # both entries complete before either is renamed into place
+        (folder / "losses.npy").write_bytes(payload)
+
+    results.put(persistence.Staging(root).write_folder(Path(root) / "pretrain" / "key", build, replace=False))
+
+
+def test_two_runs_filling_the_same_cache_entry_both_end_with_a_valid_entry(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    writers = [context.Process(target=_fill_entry, args=(str(tmp_path), b"same", barrier, results)) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    won = [results.get(timeout=120) for _ in writers]
+    for writer in writers:
+        writer.join()
+    assert sorted(won) == [False, True]  # one renamed its entry into place, the other found it there
+    entry = tmp_path / "pretrain" / "key"
+    assert sorted(p.name for p in entry.iterdir()) == ["losses.npy", "model.keras"]
+    assert not list((tmp_path / ".partial").iterdir())

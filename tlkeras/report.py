@@ -199,7 +199,8 @@ def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume, fold
     return figures
 
 
-def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timing: dict) -> dict:
+def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timing: dict,
+                 sessions: list[dict] | None = None) -> dict:
     """results.json, results.csv, results.md, the figures (PNG and TensorBoard images)."""
     scored = [r for r in records if r["arm"] != "pretrain"]
     summary = summarize_records(scored)
@@ -219,6 +220,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         summary=summary, claims=claims, timing=timing, members=records,
         evaluation=dict(points=config.eval_points, inside_small_domain=inside, seed=config.eval_seed),
         figures={tag: str(path.relative_to(run_dir.path)) for tag, path in figures.items()},
+        environment=sessions or [],
     )
     run_dir.staging.write_json(run_dir.path / "results.json", results)
     run_dir.staging.write_text(run_dir.path / "results.csv", members_csv(records))
@@ -233,6 +235,11 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "## The study's claims, as measured", "", *[f"- {line}" for line in claims], "",
         "## Pretraining (L1 against the simple system itself)", "", markdown_table(pretrain), "",
         "## Time", "", *[f"- {k}: {v:.1f} s" if isinstance(v, float) else f"- {k}: {v}" for k, v in timing.items()],
+        "", "## Machine and software (bit-identical reruns need the same; see BUILD.md)", "",
+        *[f"- session {i + 1}, {s['started']}: {s['cpu']} ({s['machine']}, {s['cpu_count']} cores; "
+          f"{' '.join(s['cpu_flags'])}); Python {s['python']}, TensorFlow {s['tensorflow']}, Keras {s['keras']}, "
+          f"NumPy {s['numpy']}" + (f"; {s['environment']}" if s["environment"] else "")
+          for i, s in enumerate(sessions or [])],
         "",
     ]
     run_dir.staging.write_text(run_dir.path / "results.md", "\n".join(text))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tlkeras import faults, interrupts, tracking
+from tlkeras import environment, faults, interrupts, tracking
 from tlkeras.config import StudyConfig
 from tlkeras.report import write_report
 from tlkeras.rundir import RunDir
@@ -38,6 +38,11 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
         directory.check_resumable(config)
     else:
         directory.write_config(config)
+    sessions = environment.record_session(directory.path, directory.staging)
+    if not all(environment.same_numerics(sessions[0], later) for later in sessions[1:]):
+        options.report("note: this run was started on another CPU kind or software stack "
+                       f"({sessions[0]['cpu']}, {' '.join(sessions[0]['cpu_flags'])}); members trained "
+                       "now match those trained there statistically, not bit for bit (environment.json)")
     faults.point("driver.planning")
     interrupts.check()
     if not tracking.has_event_files(directory.tensorboard):
@@ -53,7 +58,7 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
         by_arm[record["arm"]] = by_arm.get(record["arm"], 0.0) + record["train_seconds"]
     timing = {"wall_seconds_this_session": time.perf_counter() - started}
     timing.update({f"train_seconds_{arm}": seconds for arm, seconds in sorted(by_arm.items())})
-    results = write_report(directory, config, records, timing)
+    results = write_report(directory, config, records, timing, sessions)
     faults.point("run.finished")
     options.report(f"results: {directory.path / 'results.md'}")
     return results
