@@ -15,14 +15,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, no install step
 
-from tlkeras import interrupts  # noqa: E402
-
-interrupts.install()  # first thing: a Ctrl-C from here on stops the run at a safe point
-
 from absl import flags  # noqa: E402
 
 from tlkeras import config as study_config  # noqa: E402
-from tlkeras import faults, folders  # noqa: E402
+from tlkeras import faults, folders, interrupts  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
@@ -196,6 +192,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     disk, a vanished folder, a worker killed); in the last two cases finished members are kept
     and the resume command is printed.
     """
+    interrupts.install()  # from here on, Ctrl-C stops the run at its next safe point
     config = config_from_flags(systems, volumes)
     logs = Path(FLAGS.logdir)
     resume_dir = _resume_target(logs / experiment)

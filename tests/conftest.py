@@ -30,7 +30,8 @@ def run_driver(script: str, flags: list[str], timeout: float = 600,
     """Run experiments/<script> as a user would, in a fresh process (`env`: extra variables).
 
     The timeout only bounds a hang; a tiny run takes well under a minute."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    env = dict(os.environ, **(env or {}))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user's shell has: the driver quiets TensorFlow itself
     return subprocess.run(
         [sys.executable, str(REPO / "experiments" / script), *flags],
         capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,

@@ -54,6 +54,14 @@ def test_run_directory_holds_everything(exp2_run):
     assert transfer["l1_mean"] == pytest.approx(np.mean(transfer["per_seed"]))
 
 
+def test_a_normal_run_prints_only_its_own_lines(exp2_run):
+    # No TensorFlow C++ start-up chatter (oneDNN, CUDA, cuInit, CPU features) from the driver or
+    # its worker processes: the output starts with tlkeras' own first line.
+    _, result = exp2_run
+    assert result.stderr == ""
+    assert re.match(r"\[\d\d:\d\d:\d\d\] run directory: ", result.stdout)
+
+
 def test_progress_names_arm_volume_seeds_and_time_left(exp2_run):
     _, result = exp2_run
     assert re.search(r"\[pretrain \| n=256 \| synthetic \| seeds 0,1 \| 2 members\] epoch \d+/4", result.stdout)
