@@ -74,6 +74,8 @@ class RunDir:
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             self.staging.sweep()
+            for legacy in self.path.glob("**/.*.tmp*"):  # beside results, by versions before .partial/
+                legacy.unlink(missing_ok=True)
             yield
 
     @property
