@@ -174,6 +174,17 @@ def test_a_full_disk_mid_run_stops_cleanly_keeping_what_finished(tmp_path):
     _check_every_file(only_run_dir(tmp_path, "exp1"))
 
 
+def test_a_worker_killed_mid_run_stops_the_run_cleanly(tmp_path):
+    tag = uuid.uuid4().hex
+    stopped = _driver(tmp_path, fault="crash@write.middle.keras#1", tag=tag)  # as the OOM killer would
+    assert stopped.returncode == 1, (stopped.stdout[-2000:], stopped.stderr[-2000:])
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "a worker process ended abruptly" in errors[0] and "signal 9" in errors[0]
+    assert "Traceback" not in stopped.stderr and "Resume with" in stopped.stderr
+    _assert_no_orphans(tag)
+    _check_every_file(only_run_dir(tmp_path, "exp1"))
+
+
 def _mount_tmpfs(path: Path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],

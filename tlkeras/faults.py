@@ -10,6 +10,7 @@ process) do <action>:
 
 - `kill`:    SIGKILL the whole run at once, as `kill -9` of the driver would (the driver first,
              then this process; worker processes die with their driver);
+- `crash`:   SIGKILL this process alone, as the out-of-memory killer would kill a worker;
 - `sigint`:  send SIGINT to the driver, as Ctrl-C in its terminal would, and carry on;
 - `nospace`: raise OSError(ENOSPC) here, as a full disk would.
 
@@ -32,7 +33,7 @@ import signal
 from collections import Counter
 
 ENVIRONMENT_VARIABLE = "TLKERAS_FAULT"
-ACTIONS = ("kill", "sigint", "nospace")
+ACTIONS = ("kill", "crash", "sigint", "nospace")
 
 
 def _parse(text: str) -> list[tuple[str, str, int]]:
@@ -69,6 +70,8 @@ def _driver_pid() -> int:
 def _act(action: str, name: str) -> None:
     if action == "kill":
         os.kill(_driver_pid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "sigint":
         os.kill(_driver_pid(), signal.SIGINT)

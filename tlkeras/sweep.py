@@ -185,12 +185,14 @@ def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
 
 
 def _exit_codes(pool: futures.ProcessPoolExecutor) -> str:
-    codes = [p.exitcode for p in list(getattr(pool, "_processes", {}).values()) if p.exitcode]
+    """How the dead worker ended (the pool itself then ends the others with SIGTERM: left out)."""
+    codes = [p.exitcode for p in list((getattr(pool, "_processes", None) or {}).values()) if p.exitcode]
+    codes = [c for c in codes if c != -15] or codes
     signals = [f"killed by signal {-c}" if c < 0 else f"exit status {c}" for c in codes]
     return ", ".join(signals) or "killed, or out of memory?"
 
 
 def _stop_workers(pool: futures.ProcessPoolExecutor) -> None:
     """Kill the pool's processes (the executor has no public call that stops running work)."""
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
