@@ -8,7 +8,6 @@ status 2, before TensorFlow trains anything and before a run directory exists.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 

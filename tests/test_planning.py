@@ -1,7 +1,8 @@
 """Planning a sweep: which members train together, and when long jobs are split over workers."""
 
 from tlkeras.config import StudyConfig, experiment2
-from tlkeras.jobs import SweepOptions, pretrain_cache_folder
+from tlkeras.jobs import pretrain_cache_folder
+from tlkeras.options import SweepOptions
 from tlkeras.rundir import RunDir
 from tlkeras.sweep import SweepRunner
 from tlkeras.training import plan_jobs, pretrained_member

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tlkeras import data, evaluation, interrupts, models, tracking
 from tlkeras.config import StudyConfig
-from tlkeras.options import SweepOptions, duration, print_report  # noqa: F401 (re-exported)
+from tlkeras.options import SweepOptions, duration
 from tlkeras.persistence import ModelFileError, Staging, load_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import SystemSpec, make_system
