@@ -9,9 +9,10 @@ The sweep (SWEEP_FLAGS), run with the checkout under test (--repo), under <workd
 
 1. Runs the sweep once uninterrupted: the reference, its wall time T (about 1 min on 2 cores).
 2. Starts the same sweep in its own session, SIGKILLs the whole process group at a moment drawn
-   uniformly from [0, estimated time left] (random.Random(--seed)), resumes it with --resume, and
-   so on until --kills kills landed on an unfinished run; then lets the last resume finish. If
-   the run finishes before a kill lands, it is kept and a fresh run directory takes the rest.
+   uniformly from [0, time left] (random.Random(--seed); time left: T, or once every member is
+   recorded a start-up and the report), resumes it with --resume, and so on until --kills kills
+   landed on an unfinished run; then lets the last resume finish. If the run finishes before a
+   kill lands, it is kept and a fresh run directory takes the remaining kills.
 3. After every kill checks the run directory (and all of them at the end; every violation is
    printed at once as FAIL with its path, and the run goes on to find more): no temporary
    files (a name starting with '.' or containing 'tmp' or 'partial') under models/, cells/,
@@ -149,8 +150,8 @@ def same(a: float, b: float) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
-def reference_run(repo: Path, work: Path) -> tuple[float, float, list[float], dict[str, dict]]:
-    """The sweep uninterrupted: wall time T, when training started, when each record came, members."""
+def reference_run(repo: Path, work: Path) -> tuple[float, float, float, dict[str, dict]]:
+    """The sweep uninterrupted: wall time T, when training started, when the last record came, members."""
     launched, launched_wall, log = time.monotonic(), time.time(), work / "logs/straight.log"
     process, startup = launch(repo, work / "straight", log, resume=False), None
     try:
@@ -164,8 +165,8 @@ def reference_run(repo: Path, work: Path) -> tuple[float, float, list[float], di
     if process.returncode != 0 or startup is None:
         raise SystemExit(f"FAIL: the reference run failed, see {log}")
     run = runs(work / "straight")[-1]
-    recorded_at = sorted(p.stat().st_mtime - launched_wall for p in (run / "cells").rglob("*.json"))
-    return total, startup, recorded_at, members(run)
+    last_record = max(p.stat().st_mtime for p in (run / "cells").rglob("*.json")) - launched_wall
+    return total, startup, last_record, members(run)
 
 
 def compare(killed: Path, reference: dict[str, dict], problems: list[str]) -> tuple[int, int]:
@@ -198,18 +199,19 @@ def main() -> int:
     (work / "logs").mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
     print(f"kill stress: repo {repo}, workdir {work}, seed {args.seed}, {args.kills} kills", flush=True)
-    total, startup, recorded_at, reference = reference_run(repo, work)
+    total, startup, last_record, reference = reference_run(repo, work)
     print(f"reference: {len(reference)} members in T = {total:.1f} s "
-          f"(training from {startup:.0f} s, last record at {recorded_at[-1]:.0f} s)", flush=True)
+          f"(training from {startup:.0f} s, last record at {last_record:.0f} s)", flush=True)
 
     killed, seen, counts, problems = work / "killed", {}, Counter(), []
     phases, landed, resumes, attempt, early, finished, scale = Counter(), 0, 0, 0, 0, set(), 1.0
     while True:
         current = [r for r in runs(killed) if r not in finished]  # none: start a fresh run directory
-        done = min(len(list((current[-1] / "cells").rglob("*.json"))) if current else 0, len(recorded_at))
-        # Time left: a start-up, then what the reference still had to do at the same progress
-        # (scaled down once a whole run, start to end, proved faster than the reference).
-        remaining = scale * (startup + total - (recorded_at[done - 1] if done else startup))
+        done = len(list((current[-1] / "cells").rglob("*.json"))) if current else 0
+        # Time left: at most T while a member is left (a resume trains less, but pays the same
+        # start-up and compilations), else a start-up and the reference's report; scaled down
+        # once a whole run, start to end, proved faster than the reference.
+        remaining = scale * (total if done < len(reference) else startup + total - last_record)
         last = landed >= args.kills
         delay, attempt, resumes = rng.uniform(0, remaining), attempt + 1, resumes + bool(current)
         log = work / f"logs/attempt{attempt:02d}.log"
