@@ -118,7 +118,7 @@ class SweepRunner:
                     except BrokenProcessPool:
                         interrupts.check()  # killed because of a Ctrl-C: say that, not this
                         raise WorkerDied(f"a worker process ended abruptly while training [{job_label(job)}] "
-                                         f"({_exit_codes(pool)}); finished members are kept") from None
+                                         f"({_exit_codes(pool)})") from None
                     busy_seconds, trained_steps = busy_seconds + seconds, trained_steps + steps
                     steps_left -= job.steps
                     elapsed = time.perf_counter() - started
@@ -185,8 +185,14 @@ def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
 
 
 def _exit_codes(pool: futures.ProcessPoolExecutor) -> str:
-    """How the dead worker ended (the pool itself then ends the others with SIGTERM: left out)."""
-    codes = [p.exitcode for p in list((getattr(pool, "_processes", None) or {}).values()) if p.exitcode]
+    """How the dead worker ended (the pool itself then ends the others with SIGTERM: left out).
+
+    The pool's manager thread reaps the processes; once it has ended, every exit code is known."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=30)
+    codes = [p.exitcode for p in processes if p.exitcode]
     codes = [c for c in codes if c != -15] or codes
     signals = [f"killed by signal {-c}" if c < 0 else f"exit status {c}" for c in codes]
     return ", ".join(signals) or "killed, or out of memory?"
