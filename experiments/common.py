@@ -78,13 +78,16 @@ def define_protocol_flags(volumes_default: list[str] | None) -> None:
     _floats("theta", positive=True)
     flags.DEFINE_float("y_tot", defaults.y_tot, "Total protein of the phosphorylation cycle.", lower_bound=1e-12)
     flags.DEFINE_string("simple_system", defaults.simple_system,
-                        "The known simple model g for pretraining: synthetic, hill<n>, phosphorylation.")
+                        "The known simple model g for pretraining: synthetic, hill<n>, phosphorylation, or "
+                        "your own numpy function [n, inputs] -> [n, outputs] as path/to/file.py:g or module:g.")
+    flags.DEFINE_integer("num_inputs", 0, "Inputs of your own systems (file.py:f references); 0: one per "
+                         "--theta value.", lower_bound=0, upper_bound=study_config.MAX_DIMENSION)
     flags.DEFINE_list("big_domain", [str(v) for v in defaults.big_domain],
                       "low,high of every input (nM): pretraining, oracle and evaluation.")
-    _floats("big_domain", count=2, minimum=0.0)
+    _floats("big_domain", count=2)
     flags.DEFINE_list("small_domain", [str(v) for v in defaults.small_domain],
                       "low,high of every input (nM) for the real fine-tuning data.")
-    _floats("small_domain", count=2, minimum=0.0)
+    _floats("small_domain", count=2)
     flags.DEFINE_float("real_noise", defaults.real_noise, "Sigma of the Gaussian noise on real outputs.",
                        lower_bound=0.0)
     flags.DEFINE_float("synthetic_noise", defaults.synthetic_noise,
@@ -169,8 +172,10 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             width=FLAGS.width, depth=FLAGS.depth, activation=FLAGS.activation,
             learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
+            num_inputs=FLAGS.num_inputs,
         )
-        return config.validate()
+        # A user's function is imported and probed here, once, before any work.
+        return study_config.resolve_user_systems(config).validate()
     except study_config.ConfigError as error:
         message = str(error)
         field = message.split("=", 1)[0]

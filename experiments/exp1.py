@@ -3,6 +3,8 @@
     python experiments/exp1.py                      # the full protocol (Hill n = 2, 5 seeds)
     python experiments/exp1.py --preset=quick       # about a minute, every output
     python experiments/exp1.py --volumes=50,500 --seeds=0,1,2
+    python experiments/exp1.py --simple_system=examples/plate/simple_model.py:g \
+        --system=examples/plate/simple_model.py:truth   # any pair of systems, yours included
 
 Transfer (pretrain on the synthetic model, save, reload, fine-tune on N real small-domain pairs)
 and baseline (N real pairs only) at every volume N, and the oracle (plenty of real big-domain
@@ -15,7 +17,8 @@ from absl import app, flags
 
 define_protocol_flags(volumes_default=["50", "100", "200", "500", "1000", "2000", "5000"])
 flags.DEFINE_float("hill_n", 2.0, "Hill order n of the real system (n > 0).", lower_bound=1e-6)
-flags.DEFINE_string("system", None, "Real system instead of hill<n>: hill<n> or phosphorylation.")
+flags.DEFINE_string("system", None, "Real system instead of hill<n>: hill<n>, phosphorylation, or your own "
+                    "numpy function as path/to/file.py:f or module:f (as --simple_system).")
 MODULE_FLAGS = [f.name for f in FLAGS.get_flags_for_module("common")] + ["hill_n", "system"]
 
 

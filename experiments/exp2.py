@@ -22,9 +22,11 @@ flags.register_validator(
 )
 flags.DEFINE_boolean("phosphorylation", None, "Also learn the phosphorylation cycle (default: yes, "
                      "unless --hill_n is given).")
+flags.DEFINE_list("system", [], "Further real systems: built-in names or your own numpy functions as "
+                  "path/to/file.py:f or module:f; with this flag, hill<n> only where --hill_n is given.")
 flags.DEFINE_integer("volume", 1000, "Real small-domain pairs N for fine-tuning and baseline.",
                      lower_bound=1, upper_bound=10_000_000)
-MODULE_FLAGS = [f.name for f in FLAGS.get_flags_for_module("common")] + ["hill_n", "phosphorylation", "volume"]
+MODULE_FLAGS = [f.name for f in FLAGS.get_flags_for_module("common")] + ["hill_n", "phosphorylation", "system", "volume"]
 
 
 def _positive_number(text: str) -> bool:
@@ -38,12 +40,14 @@ def _positive_number(text: str) -> bool:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
-    systems = [f"hill{float(n):g}" for n in FLAGS.hill_n]
+    given = FLAGS["hill_n"].present or bool(FLAGS.system)
+    systems = [f"hill{float(n):g}" for n in FLAGS.hill_n] if FLAGS["hill_n"].present or not given else []
     phosphorylation = FLAGS.phosphorylation
     if phosphorylation is None:
-        phosphorylation = not FLAGS["hill_n"].present
+        phosphorylation = not given
     if phosphorylation:
         systems.append("phosphorylation")
+    systems += FLAGS.system
     run("exp2", systems, [FLAGS.volume], MODULE_FLAGS)
 
 

@@ -13,9 +13,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from tlkeras.systems import SystemParams, SystemSpec
+import numpy as np
+
+from tlkeras import user_systems
+from tlkeras.domains import Domain
+from tlkeras.measurements import MEASURED  # the one "system" of a fit: the rows of a lab's CSV
+from tlkeras.systems import SystemParams, SystemSpec, system_name
 
 ARMS = ("transfer", "baseline", "oracle")
+MAX_DIMENSION = 1024
 TRANSFER_STRATEGIES = ("fine_tune_all",)  # implemented in training.TRANSFER_STRATEGIES
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
@@ -31,6 +37,33 @@ class NetworkSpec:
     width: int = 10
     depth: int = 5
     activation: str = "relu"
+    # The user's units: x_n = (x - input_offset) / input_scale goes in, y = y_n * output_scale +
+    # output_offset comes out (Keras Normalization layers inside the saved model); empty: none.
+    input_offset: tuple[float, ...] = ()
+    input_scale: tuple[float, ...] = ()
+    output_offset: tuple[float, ...] = ()
+    output_scale: tuple[float, ...] = ()
+
+    @property
+    def normalised(self) -> bool:
+        return bool(self.input_scale)
+
+    def scale_inputs(self, x: np.ndarray) -> np.ndarray:
+        """User units -> the network's units (identity without normalisation)."""
+        if not self.normalised:
+            return np.asarray(x, np.float32)
+        return ((np.asarray(x, np.float64) - self.input_offset) / self.input_scale).astype(np.float32)
+
+    def scale_outputs(self, y: np.ndarray) -> np.ndarray:
+        if not self.normalised:
+            return np.asarray(y, np.float32)
+        return ((np.asarray(y, np.float64) - self.output_offset) / self.output_scale).astype(np.float32)
+
+    def unscale_outputs(self, y: np.ndarray) -> np.ndarray:
+        """The network's units -> user units."""
+        if not self.normalised:
+            return np.asarray(y)
+        return np.asarray(y, np.float64) * self.output_scale + self.output_offset
 
     def layer_sizes(self) -> list[tuple[int, int]]:
         """(fan_in, fan_out) of every Dense layer, input to output."""
@@ -74,6 +107,21 @@ class StudyConfig:
     # Evaluation.
     eval_points: int = 100
     eval_seed: int = 20_240_611
+    # A lab's own systems and measurements (`tlkeras fit`; the drivers' --system=file.py:f).
+    num_inputs: int = 0  # 0: one per theta value (the built-in systems)
+    num_outputs: int = 0  # 0: one per eta value
+    simple_source: str = ""  # sha256 of the source of a user's simple model ("" for a built-in)
+    system_sources: tuple[str, ...] = ()  # likewise, one per system
+    measurements: str = ""  # a CSV of real measurements: then systems is (MEASURED,)
+    measurement_inputs: tuple[str, ...] = ()  # its columns, in order
+    measurement_outputs: tuple[str, ...] = ()
+    measurements_sha256: str = ""
+    folds: int = 0  # k of the k-fold cross-validation on the measurements (0: none)
+    # Normalisation inside the models (see NetworkSpec); empty: the study's plain MLPs.
+    input_offset: tuple[float, ...] = ()
+    input_scale: tuple[float, ...] = ()
+    output_offset: tuple[float, ...] = ()
+    output_scale: tuple[float, ...] = ()
 
     # Derived views -------------------------------------------------------------------------
     @property
@@ -81,16 +129,54 @@ class StudyConfig:
         return SystemParams(eta=tuple(self.eta), theta=tuple(self.theta), y_tot=self.y_tot)
 
     @property
+    def input_dimension(self) -> int:
+        return self.num_inputs or len(self.theta)
+
+    @property
+    def output_dimension(self) -> int:
+        return self.num_outputs or len(self.eta)
+
+    @property
     def network(self) -> NetworkSpec:
-        d = len(self.theta)
-        return NetworkSpec(d, d, self.width, self.depth, self.activation)
+        return NetworkSpec(self.input_dimension, self.output_dimension, self.width, self.depth,
+                           self.activation, tuple(self.input_offset), tuple(self.input_scale),
+                           tuple(self.output_offset), tuple(self.output_scale))
+
+    @property
+    def big_box(self) -> Domain:
+        return Domain.from_values(self.big_domain, self.input_dimension)
+
+    @property
+    def small_box(self) -> Domain:
+        return Domain.from_values(self.small_domain, self.input_dimension)
+
+    @property
+    def simple_name(self) -> str:
+        return system_name(self.simple_system)
+
+    def reference(self, name: str) -> str:
+        """The system (built-in name or user reference) whose short name is `name`."""
+        for reference in (self.simple_system, *self.systems):
+            if reference == name or (reference != MEASURED and system_name(reference) == name):
+                return reference
+        raise KeyError(name)
+
+    def system_names(self) -> list[str]:
+        """Short names of the real systems ('hill2', 'f_model.f', 'measurements')."""
+        return [MEASURED if s == MEASURED else system_name(s) for s in self.systems]
+
+    @property
+    def uses_references(self) -> bool:
+        return any(user_systems.is_reference(s) for s in (self.simple_system, *self.systems))
 
     @property
     def finetune_epochs(self) -> int:
         return self.epochs - self.pretrain_epochs
 
     def system_specs(self) -> list[SystemSpec]:
-        return [SystemSpec.parse(name) for name in self.systems]
+        """The built-in systems (user references and measurements have no spec)."""
+        return [SystemSpec.parse(name) for name in self.systems
+                if name != MEASURED and not user_systems.is_reference(name)]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -115,16 +201,25 @@ class StudyConfig:
             for value in getattr(self, name):
                 _finite(name, value, positive=True)
         _finite("y_tot", self.y_tot, positive=True)
+        self._validate_systems()
+        dimension = self.input_dimension
         for name in ("big_domain", "small_domain"):
-            low, high = _pair(name, getattr(self, name))
-            _require(low >= 0, name, getattr(self, name), "concentrations >= 0 (low >= 0)")
-            _require(low < high, name, getattr(self, name), "low < high (an interval, not inverted)")
-        _require(
-            self.big_domain[0] <= self.small_domain[0] and self.small_domain[1] <= self.big_domain[1],
-            "small_domain", self.small_domain, f"an interval inside big_domain {self.big_domain}",
-        )
-        _require(self.small_domain != self.big_domain, "small_domain", self.small_domain,
-                 "an interval strictly smaller than big_domain (else nothing is extrapolated)")
+            value = getattr(self, name)
+            _require(isinstance(value, (tuple, list)) and len(value) in (2, 2 * dimension), name, value,
+                     f"low,high for every input or {dimension} pairs low,high")
+            for low, high in zip(value[0::2], value[1::2]):
+                _finite(name, low)
+                _finite(name, high)
+                if not self.uses_references:
+                    _require(low >= 0, name, value, "concentrations >= 0 (low >= 0)")
+                _require(low < high, name, value, "low < high (an interval, not inverted)")
+        big_low, big_high = self.big_box.bounds(dimension)
+        small_low, small_high = self.small_box.bounds(dimension)
+        _require(bool(np.all(big_low <= small_low) and np.all(small_high <= big_high)),
+                 "small_domain", self.small_domain, f"an interval inside big_domain {_show(self.big_domain)}")
+        if not self.measurements:
+            _require(bool(np.any(small_low > big_low) or np.any(small_high < big_high)), "small_domain",
+                     self.small_domain, "an interval strictly smaller than big_domain (else nothing is extrapolated)")
         for name in ("real_noise", "synthetic_noise", "learning_rate"):
             _finite(name, getattr(self, name), positive=name == "learning_rate", allow_zero=True)
         for name in ("pretrain_size", "oracle_size", "eval_points"):
@@ -150,15 +245,69 @@ class StudyConfig:
         _nonempty_unique("arms", self.arms)
         for arm in self.arms:
             _require(arm in ARMS, "arms", arm, f"one of {', '.join(ARMS)}")
+        self._validate_measurements()
+        self._validate_normalisation()
+        return self
+
+    def _validate_systems(self) -> None:
         _nonempty_unique("systems", self.systems)
-        for field_name, name in [("simple_system", self.simple_system), *(("systems", n) for n in self.systems)]:
+        named = [("simple_system", self.simple_system)]
+        if self.systems != (MEASURED,) or not self.measurements:
+            named += [("systems", n) for n in self.systems]
+        for field_name, name in named:
             try:
-                SystemSpec.parse(name)
+                system_name(name)
             except ValueError as error:
                 raise ConfigError(f"{field_name}={name!r} is not allowed: {error}") from None
-        names = [SystemSpec.parse(s).name for s in self.systems]
+        names = self.system_names()
         _require(len(set(names)) == len(names), "systems", self.systems, "each system once")
-        return self
+        for name in ("num_inputs", "num_outputs"):
+            _integer(name, getattr(self, name), 0, MAX_DIMENSION)
+        builtin = [n for _, n in named if not user_systems.is_reference(n)]
+        if builtin:  # the built-in systems have one input per theta and one output per eta
+            for field_name, size, wanted in (("num_inputs", self.num_inputs, len(self.theta)),
+                                             ("num_outputs", self.num_outputs, len(self.eta))):
+                _require(size in (0, wanted), field_name, size,
+                         f"{wanted} (or 0), as the built-in system {builtin[0]!r} has (one per "
+                         f"{'theta' if field_name == 'num_inputs' else 'eta'} value)")
+        elif self.uses_references or self.measurements:
+            _require(self.num_inputs >= 1, "num_inputs", self.num_inputs, "at least 1 for a user's system")
+            _require(self.num_outputs >= 1, "num_outputs", self.num_outputs, "at least 1 for a user's system")
+
+    def _validate_measurements(self) -> None:
+        if not self.measurements:
+            _require(MEASURED not in self.systems, "systems", self.systems,
+                     f"{MEASURED!r} only with a measurements file")
+            _require(self.folds == 0, "folds", self.folds, "0 without a measurements file")
+            return
+        _require(self.systems == (MEASURED,), "systems", self.systems, f"({MEASURED!r},) with measurements")
+        _require(set(self.arms) <= {"transfer", "baseline"}, "arms", self.arms,
+                 "transfer and/or baseline with measurements (there is no real system for an oracle)")
+        _require(len(self.volumes) == 1, "volumes", self.volumes, "one value (the rows of the measurements)")
+        for name, columns, size in (("measurement_inputs", self.measurement_inputs, self.num_inputs),
+                                    ("measurement_outputs", self.measurement_outputs, self.num_outputs)):
+            _nonempty_unique(name, columns)
+            _require(len(columns) == size, name, columns, f"{size} column names")
+        _require(not set(self.measurement_inputs) & set(self.measurement_outputs), "measurement_outputs",
+                 self.measurement_outputs, "columns that are not also inputs")
+        _integer("folds", self.folds, 0, 100)
+        _require(self.folds != 1, "folds", self.folds, "0 (none) or at least 2")
+        _require(self.folds <= self.volumes[0], "folds", self.folds,
+                 f"at most the number of measurements ({self.volumes[0]})")
+
+    def _validate_normalisation(self) -> None:
+        fields = (("input_offset", self.input_dimension), ("input_scale", self.input_dimension),
+                  ("output_offset", self.output_dimension), ("output_scale", self.output_dimension))
+        given = [bool(getattr(self, name)) for name, _ in fields]
+        _require(all(given) or not any(given), "input_scale", self.input_scale,
+                 "all four of input/output offset/scale, or none")
+        if not any(given):
+            return
+        for name, size in fields:
+            values = getattr(self, name)
+            _require(len(values) == size, name, values, f"{size} numbers")
+            for value in values:
+                _finite(name, value, positive=name.endswith("scale"))
 
 
 def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
@@ -196,6 +345,46 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
 def _nonempty_unique(name: str, values: Any) -> None:
     _require(isinstance(values, (tuple, list)) and len(values) > 0, name, values, "at least one value")
     _require(len(set(values)) == len(values), name, values, "no duplicates")
+
+
+def resolve_user_systems(config: StudyConfig) -> StudyConfig:
+    """`config` with its user systems made absolute, loaded and probed once on the big domain
+    (see `user_systems.probe`): fills num_inputs (as given, else one per theta), num_outputs
+    and the source hashes. Raises ConfigError (one line naming the function and the fault)."""
+    if not config.uses_references:
+        return config
+    num_inputs = config.num_inputs or len(config.theta)
+    try:
+        domain = Domain.from_values(config.big_domain, num_inputs)
+    except ValueError as error:
+        raise ConfigError(f"big_domain={_show(config.big_domain)} is not allowed: {error}") from None
+    resolved, outputs, sources = [], {}, []
+    for name in (config.simple_system, *config.systems):
+        if name == MEASURED:
+            resolved.append(name)
+            sources.append("")
+            continue
+        if not user_systems.is_reference(name):
+            if num_inputs != len(config.theta):
+                raise ConfigError(f"num_inputs={num_inputs} is not allowed: the built-in system {name!r} "
+                                  f"has {len(config.theta)} inputs (one per theta value)")
+            resolved.append(name)
+            outputs[name] = len(config.eta)
+            sources.append("")
+            continue
+        try:
+            reference = user_systems.absolute_reference(name)
+            outputs[name] = user_systems.probe(reference, domain, num_inputs)
+            sources.append(user_systems.source_sha256(reference))
+        except user_systems.SystemReferenceError as error:
+            raise ConfigError(str(error)) from None
+        resolved.append(reference)
+    if len(set(outputs.values())) > 1:
+        shown = ", ".join(f"{name} {count}" for name, count in outputs.items())
+        raise ConfigError(f"the systems must have the same number of outputs; they have: {shown}")
+    return dataclasses.replace(
+        config, simple_system=resolved[0], systems=tuple(resolved[1:]), num_inputs=num_inputs,
+        num_outputs=next(iter(outputs.values())), simple_source=sources[0], system_sources=tuple(sources[1:]))
 
 
 def experiment1(**overrides: Any) -> StudyConfig:

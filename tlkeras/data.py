@@ -5,29 +5,27 @@ output plus Gaussian noise. It is a pure function of (system, domain, size, nois
 the noise come from two independent numpy PCG64 streams, so the first N pairs of a set of size M
 > N are exactly the set of size N (volumes are nested, as when a lab measures more points).
 
-`make_dataset` streams a set as a shuffled, batched, prefetched `tf.data.Dataset` (the input of
-a plain `model.fit`); the stacked engine takes the same arrays and shuffles them on the device.
+Every training set enters through `tf.data`: `set_dataset` is the pipeline of a set drawn from a
+system (built-in or a user's function, called on batches of rows inside the pipeline), and
+`measurements.measurement_dataset` the pipeline of a lab's CSV rows. `materialize` reads such a
+pipeline once into the arrays the stacked engine takes (one slice per member; the engine then
+shuffles on the device). `make_dataset` streams a set as a shuffled, batched, prefetched dataset
+for a plain `model.fit`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
 
+from tlkeras.domains import Domain
 
-@dataclass(frozen=True)
-class Domain:
-    """A box [low, high]^d of input concentrations (nM)."""
+__all__ = ["Domain", "evaluation_points", "make_dataset", "materialize", "sample_inputs", "sample_set",
+           "sample_stream", "set_dataset", "stream_seed"]
 
-    low: float
-    high: float
-
-    def contains(self, x: np.ndarray) -> np.ndarray:
-        """Boolean [...]: whether every coordinate of each point lies in the box."""
-        return np.all((x >= self.low) & (x <= self.high), axis=-1)
+MAP_BATCH = 8192  # rows per call of a system inside the tf.data pipeline
 
 
 def stream_seed(seed: int, purpose: str, *extra: int) -> int:
@@ -39,7 +37,49 @@ def stream_seed(seed: int, purpose: str, *extra: int) -> int:
 def sample_inputs(domain: Domain, size: int, dimension: int, seed: int) -> np.ndarray:
     """`size` points uniform on the box, float32 [size, dimension]."""
     rng = np.random.default_rng(stream_seed(seed, "inputs"))
-    return rng.uniform(domain.low, domain.high, size=(size, dimension)).astype(np.float32)
+    low, high = domain.bounds(dimension)
+    return rng.uniform(low, high, size=(size, dimension)).astype(np.float32)
+
+
+def set_dataset(
+    system: Callable[[np.ndarray], np.ndarray],
+    domain: Domain,
+    size: int,
+    dimension: int,
+    num_outputs: int,
+    noise_sigma: float,
+    seed: int,
+) -> tf.data.Dataset:
+    """A training set as a `tf.data` pipeline of (x, y) rows: x uniform on `domain`, y =
+    system(x) + N(0, noise_sigma^2) per output. `system` is numpy [n, d_in] float64 -> [n, d_out]
+    (a built-in or a user's function), called inside the pipeline on batches of rows.
+    """
+    x = sample_inputs(domain, size, dimension, seed)
+    rng = np.random.default_rng(stream_seed(seed, "noise"))
+    noise = rng.standard_normal(size=(size, num_outputs)) if noise_sigma > 0 else np.zeros((size, num_outputs))
+
+    def outputs(x_batch: np.ndarray) -> np.ndarray:
+        return np.asarray(system(x_batch.astype(np.float64)), np.float64).reshape(len(x_batch), num_outputs)
+
+    def label(x_batch, noise_batch):
+        y = tf.numpy_function(outputs, [x_batch], tf.float64, stateful=False)
+        y = tf.ensure_shape(y, [None, num_outputs])
+        return x_batch, tf.cast(y + noise_sigma * noise_batch, tf.float32)
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, noise)).batch(MAP_BATCH).map(label)
+    return dataset.unbatch()
+
+
+def materialize(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Read a finite (x, y) pipeline once into float32 arrays [n, d_in], [n, d_out]: the form the
+    stacked engine takes (each member's set becomes one slice of its data tensor)."""
+    xs, ys = [], []
+    for x, y in dataset.batch(MAP_BATCH).as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ValueError("an empty training set")
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)
 
 
 def sample_set(
@@ -49,14 +89,12 @@ def sample_set(
     dimension: int,
     noise_sigma: float,
     seed: int,
+    num_outputs: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A training set: x uniform on `domain`, y = system(x) + N(0, noise_sigma^2) per output."""
-    x = sample_inputs(domain, size, dimension, seed)
-    y = np.asarray(system(x.astype(np.float64)), np.float64)
-    if noise_sigma > 0:
-        rng = np.random.default_rng(stream_seed(seed, "noise"))
-        y = y + noise_sigma * rng.standard_normal(size=y.shape)
-    return x, y.astype(np.float32)
+    """A training set as arrays, through `set_dataset` (the one data path of every run)."""
+    if num_outputs is None:
+        num_outputs = dimension
+    return materialize(set_dataset(system, domain, size, dimension, num_outputs, noise_sigma, seed))
 
 
 def make_dataset(
@@ -93,9 +131,9 @@ def sample_stream(
 
     def draw(index):
         key = tf.stack([tf.constant(base, tf.int64), index])
-        x = tf.random.stateless_uniform(
-            [batch_size, dimension], seed=key, minval=domain.low, maxval=domain.high, dtype=tf.float32
-        )
+        low, high = domain.bounds(dimension)
+        unit = tf.random.stateless_uniform([batch_size, dimension], seed=key, dtype=tf.float32)
+        x = tf.constant(low, tf.float32) + unit * tf.constant(high - low, tf.float32)
         y = tf.cast(system(tf.cast(x, tf.float64)), tf.float32)
         if noise_sigma > 0:
             noise_key = tf.stack([tf.constant(base ^ 0x5EED, tf.int64), index])

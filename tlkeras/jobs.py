@@ -22,7 +22,8 @@ from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions, duration
 from tlkeras.persistence import ModelFileError, Staging, load_model
 from tlkeras.rundir import RunDir
-from tlkeras.systems import SystemSpec, make_system
+from tlkeras.measurements import MEASURED, heldout_rows, is_measured
+from tlkeras.systems import system_function, system_name
 from tlkeras.training import (
     PRETRAIN, TRANSFER_STRATEGIES, Member, StackJob, initial_model, pretrained_member,
     stack_predictions, train_job,
@@ -36,14 +37,11 @@ class EvaluationSet:
 
     def __init__(self, config: StudyConfig):
         params = config.system_params
-        self.x = data.evaluation_points(
-            data.Domain(*config.big_domain), config.eval_points, params.dimension, config.eval_seed
-        )
-        self.inside = data.Domain(*config.small_domain).contains(self.x)
-        names = [config.simple_system, *config.systems]
+        self.x = data.evaluation_points(config.big_box, config.eval_points, config.input_dimension, config.eval_seed)
+        self.inside = config.small_box.contains(self.x)
+        references = [config.simple_system, *(s for s in config.systems if s != MEASURED)]
         self.truth = {
-            SystemSpec.parse(n).name: np.asarray(make_system(SystemSpec.parse(n), params)(self.x.astype(np.float64)))
-            for n in names
+            system_name(r): np.asarray(system_function(r, params)(self.x.astype(np.float64))) for r in references
         }
 
 
@@ -51,7 +49,10 @@ def pretrain_cache_key(config: StudyConfig, seed: int) -> str:
     """Everything that determines a pretrained model, hashed (never reused when any differs)."""
     fields = dict(
         engine=ENGINE_VERSION, tensorflow=tf.__version__, keras=keras.__version__,
-        simple_system=SystemSpec.parse(config.simple_system).name, eta=list(config.eta),
+        simple_system=config.simple_name, simple_source=config.simple_source,
+        num_inputs=config.input_dimension, num_outputs=config.output_dimension,
+        normalisation=[list(config.input_offset), list(config.input_scale), list(config.output_offset),
+                       list(config.output_scale)], eta=list(config.eta),
         theta=list(config.theta), y_tot=config.y_tot, big_domain=list(config.big_domain),
         pretrain_size=config.pretrain_size, synthetic_noise=config.synthetic_noise,
         width=config.width, depth=config.depth, activation=config.activation,
@@ -101,21 +102,39 @@ class JobExecutor:
         return TRANSFER_STRATEGIES[self.config.transfer_strategy].starting_model(pretrained)
 
     def _finish(self, job: StackJob, trained) -> None:
-        predictions = stack_predictions(trained.stack, self.evaluation.x)
+        network = self.config.network
+        predictions = network.unscale_outputs(stack_predictions(trained.stack, network.scale_inputs(self.evaluation.x)))
         seconds_per_member = trained.log.seconds / len(job.members)
         for index, member in enumerate(job.members):
-            model = models.export_member(trained.stack, self.config.network, index, name=_model_name(member))
+            model = models.export_member(trained.stack, network, index, name=_model_name(member))
             model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
             losses = trained.log.losses[:, index]
             self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
             if member.arm == PRETRAIN and self.options.cache_dir is not None:
                 self._store_in_cache(member, model_path, losses)
-            self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False)
+            self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False,
+                         model=model)
 
     def _record(self, member: Member, predictions: np.ndarray, losses: np.ndarray,
-                seconds: float, model_path: Path, cached: bool) -> None:
-        errors = evaluation.point_errors(predictions, self.evaluation.truth[member.system])
-        score = evaluation.score(errors, self.evaluation.inside)
+                seconds: float, model_path: Path, cached: bool, model: keras.Model | None = None) -> None:
+        extra: dict = {}
+        if is_measured(member.system):
+            # No noise-free truth: scored on the measured rows it never saw (a fold), or on all
+            # of them (the final members: their fit). The report pools these across seeds.
+            rows, x_rows, y_rows = heldout_rows(self.config, member.system)
+            y_hat = np.asarray(model(x_rows.astype(np.float32), training=False), np.float64)
+            residuals = y_hat - y_rows
+            errors = np.mean(np.abs(residuals), axis=-1)
+            score = evaluation.score(errors, np.ones(len(errors), bool))
+            extra = dict(rows=rows.tolist(), row_predictions=y_hat.tolist(),
+                         l1_by_output=np.mean(np.abs(residuals), axis=0).tolist(),
+                         rmse_by_output=np.sqrt(np.mean(residuals**2, axis=0)).tolist())
+            if np.isnan(residuals).any() or not np.isfinite(losses).all():
+                raise ArithmeticError(f"training of {member.key} diverged (loss {losses[-1]}): try a smaller "
+                                      "--learning_rate, or check the measurements' scale against the simple model's")
+        else:
+            errors = evaluation.point_errors(predictions, self.evaluation.truth[member.system])
+            score = evaluation.score(errors, self.evaluation.inside)
         earlier = None
         first_epoch = 0
         if member.arm == "transfer":
@@ -132,7 +151,7 @@ class JobExecutor:
             seed=member.seed, **score.as_dict(), final_train_loss=float(losses[-1]),
             epochs=int(len(losses)), train_seconds=float(seconds), cached=cached,
             model=str(model_path.relative_to(self.run_dir.path)),
-            point_errors=[float(e) for e in errors],
+            point_errors=[float(e) for e in errors], **extra,
         )
         self.run_dir.write_record(member, record)  # last: a record means all of the above exists
 

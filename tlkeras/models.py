@@ -1,6 +1,7 @@
 """Networks: the plain functional MLP and its stacked form (K independent members in one model).
 
-A 5x10 MLP is far too small to keep a CPU busy, so the toolkit trains many independent members
+The stack always works in the network's units; a normalised spec (see `NetworkSpec`) puts the
+user's units on the exported plain model. A 5x10 MLP is far too small to keep a CPU busy, so the toolkit trains many independent members
 at once. `StackedDense` holds kernels of shape (members, in, out) and applies them with one
 einsum; a stacked model maps inputs of shape [batch, members, in] to [batch, members, out], and
 member k only ever touches slice k of every weight. `export_member` copies one slice into a plain
@@ -25,9 +26,18 @@ def _layer_seed(seed: int, layer_index: int) -> int:
 
 
 def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
-    """A plain Keras functional MLP: Glorot-uniform kernels from `seed`, zero biases."""
+    """A plain Keras functional MLP: Glorot-uniform kernels from `seed`, zero biases.
+
+    With a normalised spec, the model takes and returns the user's units: a Normalization layer
+    scales the inputs, an inverted one the outputs (Keras' own layers: `keras.saving.load_model`
+    loads it without custom objects). The Dense layers are the same either way.
+    """
     inputs = keras.Input(shape=(spec.num_inputs,), name="x")
     hidden = inputs
+    if spec.normalised:
+        hidden = keras.layers.Normalization(
+            mean=list(spec.input_offset), variance=[s * s for s in spec.input_scale], name="input_units"
+        )(hidden)
     layer_sizes = spec.layer_sizes()
     for index, (_, fan_out) in enumerate(layer_sizes):
         is_output = index == len(layer_sizes) - 1
@@ -37,6 +47,11 @@ def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
             kernel_initializer=keras.initializers.GlorotUniform(seed=_layer_seed(seed, index)),
             bias_initializer="zeros",
             name="output" if is_output else f"hidden_{index}",
+        )(hidden)
+    if spec.normalised:
+        hidden = keras.layers.Normalization(
+            mean=list(spec.output_offset), variance=[s * s for s in spec.output_scale], invert=True,
+            name="output_units",
         )(hidden)
     return keras.Model(inputs, hidden, name=name)
 

@@ -22,30 +22,31 @@ ARM_COLORS = {"transfer": "tab:blue", "baseline": "tab:orange", "oracle": "tab:g
 
 def plot_surfaces(
     path: Path,
-    grid_axis: np.ndarray,
+    grid_axes: Sequence[np.ndarray],
     truth: np.ndarray,
     learned: dict[str, np.ndarray],
-    small_domain: tuple[float, float],
+    small_box: tuple[float, float, float, float],
     title: str,
 ) -> Path:
     """Heat maps over the big domain: rows are outputs, columns truth then each learned model.
 
-    `truth` and each `learned` array have shape [len(grid_axis), len(grid_axis), outputs],
-    indexed [x2, x1]. The small domain (where real training data lives) is outlined.
+    `truth` and each `learned` array have shape [len(x2 axis), len(x1 axis), outputs], indexed
+    [x2, x1]. The small domain (x1 low, x1 high, x2 low, x2 high; where the real training data
+    lives) is outlined.
     """
     columns = {"true system": truth, **learned}
     outputs = truth.shape[-1]
     figure, axes = plt.subplots(outputs, len(columns), figsize=(3.2 * len(columns), 2.9 * outputs),
                                 squeeze=False, constrained_layout=True)
-    extent = (grid_axis[0], grid_axis[-1], grid_axis[0], grid_axis[-1])
+    extent = (grid_axes[0][0], grid_axes[0][-1], grid_axes[1][0], grid_axes[1][-1])
     for row in range(outputs):
         low, high = float(truth[..., row].min()), float(truth[..., row].max())
         for col, (label, surface) in enumerate(columns.items()):
             axis = axes[row, col]
             image = axis.imshow(surface[..., row], origin="lower", extent=extent, vmin=low, vmax=high,
-                                cmap="viridis", aspect="equal")
-            a, b = small_domain
-            axis.plot([a, b, b, a, a], [a, a, b, b, a], color="white", linewidth=1, linestyle="--")
+                                cmap="viridis", aspect="auto")
+            a, b, c, d = small_box
+            axis.plot([a, b, b, a, a], [c, c, d, d, c], color="white", linewidth=1, linestyle="--")
             axis.set_title(f"{label}: y{row + 1}", fontsize=9)
             axis.set_xlabel("x1 (nM)", fontsize=8)
             axis.set_ylabel("x2 (nM)", fontsize=8)

@@ -19,7 +19,7 @@ from tlkeras.config import StudyConfig
 from tlkeras.jobs import EvaluationSet
 from tlkeras.persistence import load_model
 from tlkeras.rundir import RunDir
-from tlkeras.systems import SystemSpec, make_system
+from tlkeras.systems import system_function
 
 ARM_ORDER = ("transfer", "baseline", "oracle", "pretrain")
 CSV_FIELDS = ("arm", "system", "volume", "seed", "l1_mean", "l1_var", "l1_inside", "l1_outside",
@@ -57,7 +57,7 @@ def _row(summary: list[dict], arm: str, system: str, volume: int | None = None) 
 def check_claims(config: StudyConfig, summary: list[dict]) -> list[str]:
     """The study's claims (PROTOCOL.md), each as measured here: one line per check."""
     lines = []
-    systems = [s.name for s in config.system_specs()]
+    systems = config.system_names()
     for system in systems:
         pairs = [(v, _row(summary, "transfer", system, v), _row(summary, "baseline", system, v))
                  for v in config.volumes]
@@ -134,7 +134,7 @@ def members_csv(records: list[dict]) -> str:
 def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict], folder: Path) -> dict[str, Path]:
     """The study's three figures for this run, drawn into `folder`; returns {tag: png path}."""
     figures: dict[str, Path] = {}
-    systems = [s.name for s in config.system_specs()]
+    systems = config.system_names()
     focus_volume = min(config.volumes, key=lambda v: abs(math.log(v / 1000)))
 
     def bars(rows: list[dict | None]) -> tuple[list[float], list[float]] | None:
@@ -173,16 +173,17 @@ def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict], fold
 def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume, folder: Path) -> dict[str, Path]:
     from tlkeras.training import Member  # local: training pulls in the engine
 
-    low, high = config.big_domain
-    axis = np.linspace(low, high, 61)
-    grid_x1, grid_x2 = np.meshgrid(axis, axis)
-    if len(config.theta) != 2:
+    if config.input_dimension != 2:
         return {}  # surfaces are drawn for two inputs only
+    low, high = config.big_box.bounds(2)
+    small_low, small_high = config.small_box.bounds(2)
+    axes = [np.linspace(low[i], high[i], 61) for i in range(2)]
+    grid_x1, grid_x2 = np.meshgrid(*axes)
     grid = np.stack([grid_x1, grid_x2], axis=-1).reshape(-1, 2)
     seed = config.seeds[0]
     figures = {}
     for system in systems:
-        truth = np.asarray(make_system(SystemSpec.parse(system), config.system_params)(grid))
+        truth = np.asarray(system_function(config.reference(system), config.system_params)(grid))
         learned = {}
         for arm in ("transfer", "baseline", "oracle"):
             size = config.oracle_size if arm == "oracle" else volume
@@ -192,8 +193,8 @@ def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume, fold
                 learned[f"{arm} (seed {seed})"] = np.asarray(model(grid.astype(np.float32))).reshape(61, 61, -1)
         if learned:
             figures[f"surfaces_{system}"] = plots.plot_surfaces(
-                folder / f"fig3_surfaces_{system}.png", axis, truth.reshape(61, 61, -1), learned,
-                tuple(config.small_domain), f"{system}: true vs learned outputs (N = {volume}; "
+                folder / f"fig3_surfaces_{system}.png", axes, truth.reshape(61, 61, -1), learned,
+                (small_low[0], small_high[0], small_low[1], small_high[1]), f"{system}: true vs learned outputs (N = {volume}; "
                 "dashed: the small domain of the real data)",
             )
     return figures

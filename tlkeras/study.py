@@ -46,7 +46,7 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
     faults.point("driver.planning")
     interrupts.check()
     if not tracking.has_event_files(directory.tensorboard):
-        systems = [s.name for s in config.system_specs()]
+        systems = config.system_names()
         directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
             folder, systems, [*config.volumes, config.oracle_size]))
     started = time.perf_counter()

@@ -1,6 +1,9 @@
 """Mechanistic models of the biological system: x (activator concentrations, nM) -> y (outputs).
 
-All three follow the study (`shared/seeds/000_*.txt`), generalised to d inputs and d outputs
+A lab's own system is a Python function named by reference (`user_systems`); `system_function`
+gives either kind as numpy [n, d_in] -> [n, d_out].
+
+All three built-in systems follow the study (`shared/seeds/000_*.txt`), generalised to d inputs and d outputs
 (d = len(theta)):
 
 - synthetic activation (the simple, known model g):
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+
+from tlkeras import user_systems
 
 SYSTEM_KINDS = ("synthetic", "hill", "phosphorylation")
 
@@ -128,6 +133,22 @@ def phosphorylation(x: Any, params: SystemParams) -> Any:
         [where(positive, params.y_tot * activity[..., i] / safe, even * ones_like(safe)) for i in range(d)],
         -1,
     )
+
+
+def system_name(name: str) -> str:
+    """The short stable name of a built-in system or a user's function reference."""
+    if user_systems.is_reference(name):
+        return user_systems.short_name(name)
+    return SystemSpec.parse(name).name
+
+
+def system_function(name: str, params: SystemParams) -> Callable[[np.ndarray], np.ndarray]:
+    """numpy [n, d_in] -> [n, d_out] for a built-in system name or a user's function reference
+    (whose outputs are checked: shape and finiteness, see `user_systems.call`)."""
+    if user_systems.is_reference(name):
+        function = user_systems.load_function(name)
+        return lambda x: user_systems.call(name, function, x)
+    return make_system(SystemSpec.parse(name), params)
 
 
 def make_system(spec: SystemSpec, params: SystemParams) -> Callable[[Any], Any]:

@@ -23,10 +23,11 @@ from typing import Protocol, Sequence
 import keras
 import numpy as np
 
-from tlkeras import data, models
+from tlkeras import data, measurements, models
 from tlkeras.config import StudyConfig
+from tlkeras.measurements import is_measured
 from tlkeras.engine import ProgressFn, StackTrainer, TrainingLog
-from tlkeras.systems import SystemSpec, make_system
+from tlkeras.systems import system_function
 
 PRETRAIN = "pretrain"
 
@@ -70,10 +71,21 @@ class StackJob:
         return StackJob(self.arm, self.size, self.epochs, self.first_epoch, tuple(members), self.batch_size)
 
 
+def real_sets(config: StudyConfig) -> list[tuple[str, int]]:
+    """(system, size) of every real training set: each system at each volume, or for a fit the
+    measurements and, with k folds, the measurements less each fold."""
+    if config.measurements:
+        sets = [(config.systems[0], config.volumes[0])]
+        sizes = measurements.fold_sizes(config.volumes[0], config.folds)
+        sets += [(measurements.fold_name(k), config.volumes[0] - size) for k, size in enumerate(sizes)]
+        return sets
+    return [(system, volume) for volume in config.volumes for system in config.system_names()]
+
+
 def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
     """Every stack job of the sweep that `config` describes, pretraining first."""
-    systems = [spec.name for spec in config.system_specs()]
-    simple = SystemSpec.parse(config.simple_system).name
+    systems = config.system_names()
+    simple = config.simple_name
     batch = config.batch_size
     jobs: list[StackJob] = []
 
@@ -85,8 +97,11 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
     if "transfer" in config.arms:
         add(PRETRAIN, config.pretrain_size, config.pretrain_epochs, 0,
             [Member(PRETRAIN, simple, config.pretrain_size, s) for s in config.seeds])
-    for volume in config.volumes:
-        cells = [(system, seed) for system in systems for seed in config.seeds]
+    by_volume: dict[int, list[str]] = {}
+    for system, volume in real_sets(config):
+        by_volume.setdefault(volume, []).append(system)
+    for volume, volume_systems in by_volume.items():
+        cells = [(system, seed) for system in volume_systems for seed in config.seeds]
         if "transfer" in config.arms:
             add("transfer", volume, config.finetune_epochs, config.pretrain_epochs,
                 [Member("transfer", system, volume, seed) for system, seed in cells])
@@ -102,23 +117,26 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
 
 def pretrained_member(config: StudyConfig, member: Member) -> Member:
     """The pretraining member whose saved model a transfer member starts from."""
-    simple = SystemSpec.parse(config.simple_system).name
-    return Member(PRETRAIN, simple, config.pretrain_size, member.seed)
+    return Member(PRETRAIN, config.simple_name, config.pretrain_size, member.seed)
 
 
 def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.ndarray]:
-    """The (x, y) pairs `member` trains on."""
-    params = config.system_params
-    system = make_system(SystemSpec.parse(member.system), params)
-    dimension = params.dimension
-    if member.arm == PRETRAIN:
-        domain, noise, stream = data.Domain(*config.big_domain), config.synthetic_noise, "pretrain"
-    elif member.arm == "oracle":
-        domain, noise, stream = data.Domain(*config.big_domain), config.real_noise, "oracle"
-    else:  # transfer and baseline share the real small-domain pairs of a seed
-        domain, noise, stream = data.Domain(*config.small_domain), config.real_noise, "real"
-    seed = data.stream_seed(member.seed, stream)
-    return data.sample_set(system, domain, member.volume, dimension, noise, seed)
+    """The (x, y) pairs `member` trains on, in the network's units (see NetworkSpec)."""
+    if is_measured(member.system):
+        x, y = measurements.training_rows(config, member.system)
+    else:
+        system = system_function(config.reference(member.system), config.system_params)
+        if member.arm == PRETRAIN:
+            domain, noise, stream = config.big_box, config.synthetic_noise, "pretrain"
+        elif member.arm == "oracle":
+            domain, noise, stream = config.big_box, config.real_noise, "oracle"
+        else:  # transfer and baseline share the real small-domain pairs of a seed
+            domain, noise, stream = config.small_box, config.real_noise, "real"
+        seed = data.stream_seed(member.seed, stream)
+        x, y = data.sample_set(system, domain, member.volume, config.input_dimension, noise, seed,
+                               num_outputs=config.output_dimension)
+    network = config.network
+    return network.scale_inputs(x), network.scale_outputs(y)
 
 
 def shuffle_seed(member: Member) -> int:
