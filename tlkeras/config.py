@@ -212,7 +212,10 @@ class StudyConfig:
                 _finite(name, high)
                 if not self.uses_references:
                     _require(low >= 0, name, value, "concentrations >= 0 (low >= 0)")
-                _require(low < high, name, value, "low < high (an interval, not inverted)")
+                if name == "small_domain" and self.measurements:  # the measured region: may be one level
+                    _require(low <= high, name, value, "low <= high (not inverted)")
+                else:
+                    _require(low < high, name, value, "low < high (an interval, not inverted)")
         big_low, big_high = self.big_box.bounds(dimension)
         small_low, small_high = self.small_box.bounds(dimension)
         _require(bool(np.all(big_low <= small_low) and np.all(small_high <= big_high)),

@@ -22,7 +22,7 @@ from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions, duration
 from tlkeras.persistence import ModelFileError, Staging, load_model
 from tlkeras.rundir import RunDir
-from tlkeras.measurements import MEASURED, heldout_rows, is_measured
+from tlkeras.measurements import MEASURED, fold_index, heldout_rows, is_measured
 from tlkeras.systems import system_function, system_name
 from tlkeras.training import (
     PRETRAIN, TRANSFER_STRATEGIES, Member, StackJob, initial_model, pretrained_member,
@@ -218,6 +218,9 @@ def cache_entry_complete(folder: Path) -> bool:
 def job_label(job: StackJob) -> str:
     seeds = sorted({m.seed for m in job.members})
     systems = sorted({m.system for m in job.members})
+    folds = [s for s in systems if fold_index(s) is not None]
+    if len(folds) > 1:  # 'measurements, 5 folds' rather than every fold's name
+        systems = [s for s in systems if s not in folds] + [f"{MEASURED}, {len(folds)} folds"]
     return f"{job.arm} | n={job.size} | {'+'.join(systems)} | seeds {_ranges(seeds)} | {len(job.members)} members"
 
 

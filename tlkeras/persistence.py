@@ -27,13 +27,10 @@ import keras
 import numpy as np
 
 from tlkeras import faults
+from tlkeras.errors import ModelFileError
 from tlkeras.models import NetworkSpec
 
 STAGING_FOLDER = ".partial"
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message is one line naming the file."""
 
 
 class Staging:

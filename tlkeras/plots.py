@@ -103,6 +103,70 @@ def plot_by_system(
     return _grouped_bars(path, list(systems), series, "real system", title)
 
 
+def plot_slices(
+    path: Path,
+    slices: dict[int, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    region: np.ndarray,
+    centre: np.ndarray,
+    title: str,
+) -> Path:
+    """A fit along each input: rows are outputs, columns inputs. `slices[i]` = (axis values,
+    {arm: (mean, sd)}, simple model's outputs), each [points, outputs]; the measured range of the
+    input is shaded, the band is mean ± 2 sd across the ensemble's members."""
+    figure, axes = plt.subplots(len(outputs), len(inputs), figsize=(4.2 * len(inputs), 3.0 * len(outputs)),
+                                squeeze=False, constrained_layout=True)
+    for col, (axis_values, by_arm, simple) in slices.items():
+        others = ", ".join(f"{n}={c:.3g}" for j, (n, c) in enumerate(zip(inputs, centre)) if j != col)
+        for row, name in enumerate(outputs):
+            axis = axes[row, col]
+            axis.axvspan(region[col, 0], region[col, 1], color="0.9", label="measured range")
+            for arm, (mean, sd) in by_arm.items():
+                color = ARM_COLORS.get(arm)
+                axis.plot(axis_values, mean[:, row], color=color, label=f"{arm} mean")
+                axis.fill_between(axis_values, mean[:, row] - 2 * sd[:, row], mean[:, row] + 2 * sd[:, row],
+                                  color=color, alpha=0.25, label=f"{arm} ± 2 sd")
+            axis.plot(axis_values, simple[:, row], color="0.3", linestyle="--", linewidth=1, label="simple model")
+            axis.set_xlabel(f"{inputs[col]}" + (f"  ({others})" if others else ""), fontsize=8)
+            axis.set_ylabel(name, fontsize=8)
+            axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def plot_mean_and_spread(
+    path: Path,
+    grid_axes: Sequence[np.ndarray],
+    mean: np.ndarray,
+    sd: np.ndarray,
+    region: np.ndarray,
+    measured_x: np.ndarray,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    title: str,
+) -> Path:
+    """Two inputs: per output, a map of the ensemble mean and one of its sd ([x2, x1, outputs]),
+    the measured region outlined and the measured points dotted."""
+    figure, axes = plt.subplots(len(outputs), 2, figsize=(8.4, 3.3 * len(outputs)), squeeze=False,
+                                constrained_layout=True)
+    extent = (grid_axes[0][0], grid_axes[0][-1], grid_axes[1][0], grid_axes[1][-1])
+    (a, b), (c, d) = region[0], region[1]
+    for row, name in enumerate(outputs):
+        for col, (label, values, cmap) in enumerate((("mean", mean, "viridis"), ("sd across members", sd, "magma"))):
+            axis = axes[row, col]
+            image = axis.imshow(values[..., row], origin="lower", extent=extent, cmap=cmap, aspect="auto")
+            axis.plot([a, b, b, a, a], [c, c, d, d, c], color="white", linewidth=1, linestyle="--")
+            axis.scatter(measured_x[:, 0], measured_x[:, 1], s=2, color="white", alpha=0.5)
+            axis.set_title(f"{name}: {label}", fontsize=9)
+            axis.set_xlabel(inputs[0], fontsize=8)
+            axis.set_ylabel(inputs[1], fontsize=8)
+            figure.colorbar(image, ax=axis, shrink=0.85)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
 def _save(figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
