@@ -220,6 +220,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     from tlkeras.rundir import RunDir, RunDirError, create_run_dir
     from tlkeras.study import configure_threads, run_study
     from tlkeras.sweep import SweepOptions, WorkerDied, print_report
+    from tlkeras.user_systems import SystemReferenceError
 
     if resume_dir is not None:
         try:
@@ -245,7 +246,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C
         say(f"interrupted; finished members are kept. Resume with:\n  {resume_line}")
         sys.exit(130)
-    except (OSError, WorkerDied) as error:
+    except (OSError, WorkerDied, SystemReferenceError, ArithmeticError) as error:
         print(f"error: {_describe(error)}; finished members are kept. Resume with:\n  {resume_line}",
               file=sys.stderr)
         sys.exit(1)
@@ -259,7 +260,7 @@ def _describe(error: Exception) -> str:
         return f"could not write {error.filename}: {error.strerror}"
     if isinstance(error, OSError):
         return f"could not write the run: {error.strerror or error}"
-    return str(error)
+    return str(error).splitlines()[0]
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:

@@ -173,6 +173,7 @@ def _run_fit(v: flags.FlagValues) -> None:
     from tlkeras.options import SweepOptions, print_report
     from tlkeras.persistence import ModelFileError
     from tlkeras.sweep import WorkerDied, configure_threads
+    from tlkeras.user_systems import SystemReferenceError
 
     configure_threads()
     if interrupts.requested():
@@ -187,7 +188,7 @@ def _run_fit(v: flags.FlagValues) -> None:
         run_fit(config, out, options, flags_text=flag_lines, command=command)
     except KeyboardInterrupt:
         fail("interrupted; nothing was written to --out (pretrained models stay in the cache)", 130)
-    except (OSError, WorkerDied, ArithmeticError, MeasurementError, ModelFileError) as error:
+    except (OSError, WorkerDied, ArithmeticError, MeasurementError, ModelFileError, SystemReferenceError) as error:
         message = f"could not write {error.filename}: {error.strerror}" if isinstance(error, OSError) and \
             error.filename else str(error)
         fail(f"{message}; nothing was written to --out", 1)
@@ -334,7 +335,7 @@ def _write_csv(path: Path, header: list[str], columns: list) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in zip(*columns):
-            writer.writerow([f"{value:.9g}" for value in row])
+            writer.writerow([repr(float(value)) for value in row])  # round-trips exactly
     os.replace(temporary, path)
 
 

@@ -59,24 +59,35 @@ def set_dataset(
     noise = rng.standard_normal(size=(size, num_outputs)) if noise_sigma > 0 else np.zeros((size, num_outputs))
 
     def outputs(x_batch: np.ndarray) -> np.ndarray:
-        return np.asarray(system(x_batch.astype(np.float64)), np.float64).reshape(len(x_batch), num_outputs)
+        try:
+            return np.asarray(system(x_batch.astype(np.float64)), np.float64).reshape(len(x_batch), num_outputs)
+        except Exception as error:  # kept, so that the reader gets it back whole (`materialize`)
+            dataset.failures.append(error)
+            raise
 
     def label(x_batch, noise_batch):
         y = tf.numpy_function(outputs, [x_batch], tf.float64, stateful=False)
         y = tf.ensure_shape(y, [None, num_outputs])
         return x_batch, tf.cast(y + noise_sigma * noise_batch, tf.float32)
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, noise)).batch(MAP_BATCH).map(label)
-    return dataset.unbatch()
+    dataset = tf.data.Dataset.from_tensor_slices((x, noise)).batch(MAP_BATCH).map(label).unbatch()
+    dataset.failures = []
+    return dataset
 
 
 def materialize(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Read a finite (x, y) pipeline once into float32 arrays [n, d_in], [n, d_out]: the form the
     stacked engine takes (each member's set becomes one slice of its data tensor)."""
     xs, ys = [], []
-    for x, y in dataset.batch(MAP_BATCH).as_numpy_iterator():
-        xs.append(x)
-        ys.append(y)
+    try:
+        for x, y in dataset.batch(MAP_BATCH).as_numpy_iterator():
+            xs.append(x)
+            ys.append(y)
+    except tf.errors.OpError:
+        failures = getattr(dataset, "failures", [])
+        if failures:  # the system's own error (one line), not TensorFlow's wrapping of it
+            raise failures[0] from None
+        raise
     if not xs:
         raise ValueError("an empty training set")
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.float32)

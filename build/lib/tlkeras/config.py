@@ -1,0 +1,410 @@
+"""The study protocol as one frozen dataclass (defaults: shared/PROTOCOL.md), and its validation.
+
+Nothing here is global: drivers build a `StudyConfig` from flags, library code takes it as an
+argument. `validate` turns every bad value into a `ConfigError` whose one-line message names the
+field, the value and what is allowed, so a run fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tlkeras import user_systems
+from tlkeras.domains import Domain
+from tlkeras.measurements import MEASURED  # the one "system" of a fit: the rows of a lab's CSV
+from tlkeras.systems import SystemParams, SystemSpec, system_name
+
+ARMS = ("transfer", "baseline", "oracle")
+MAX_DIMENSION = 1024
+TRANSFER_STRATEGIES = ("fine_tune_all",)  # implemented in training.TRANSFER_STRATEGIES
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
+MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
+MAX_EPOCHS = 1_000_000
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The architecture of one member: sizes, depth and activation of a plain MLP."""
+
+    num_inputs: int = 2
+    num_outputs: int = 2
+    width: int = 10
+    depth: int = 5
+    activation: str = "relu"
+    # The user's units: x_n = (x - input_offset) / input_scale goes in, y = y_n * output_scale +
+    # output_offset comes out (Keras Normalization layers inside the saved model); empty: none.
+    input_offset: tuple[float, ...] = ()
+    input_scale: tuple[float, ...] = ()
+    output_offset: tuple[float, ...] = ()
+    output_scale: tuple[float, ...] = ()
+
+    @property
+    def normalised(self) -> bool:
+        return bool(self.input_scale)
+
+    def scale_inputs(self, x: np.ndarray) -> np.ndarray:
+        """User units -> the network's units (identity without normalisation)."""
+        if not self.normalised:
+            return np.asarray(x, np.float32)
+        return ((np.asarray(x, np.float64) - self.input_offset) / self.input_scale).astype(np.float32)
+
+    def scale_outputs(self, y: np.ndarray) -> np.ndarray:
+        if not self.normalised:
+            return np.asarray(y, np.float32)
+        return ((np.asarray(y, np.float64) - self.output_offset) / self.output_scale).astype(np.float32)
+
+    def unscale_outputs(self, y: np.ndarray) -> np.ndarray:
+        """The network's units -> user units."""
+        if not self.normalised:
+            return np.asarray(y)
+        return np.asarray(y, np.float64) * self.output_scale + self.output_offset
+
+    def layer_sizes(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of every Dense layer, input to output."""
+        sizes = [self.num_inputs] + [self.width] * self.depth + [self.num_outputs]
+        return list(zip(sizes[:-1], sizes[1:]))
+
+
+class ConfigError(ValueError):
+    """A protocol value out of range; the message is one line naming the value and the rule."""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Every protocol default the study left open, as fields (PROTOCOL.md)."""
+
+    # Systems.
+    eta: tuple[float, ...] = (20.0, 15.0)
+    theta: tuple[float, ...] = (0.5, 0.3)
+    y_tot: float = 20.0
+    simple_system: str = "synthetic"  # the known model g that generates the pretraining data
+    systems: tuple[str, ...] = ("hill2",)  # the "real" systems f to learn
+    # Domains, noise, volumes.
+    big_domain: tuple[float, float] = (0.0, 20.0)
+    small_domain: tuple[float, float] = (0.0, 10.0)
+    real_noise: float = 1.0
+    synthetic_noise: float = 0.0
+    pretrain_size: int = 40_000
+    oracle_size: int = 20_000
+    volumes: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000, 5000)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    arms: tuple[str, ...] = ARMS
+    # Network and training.
+    width: int = 10
+    depth: int = 5
+    activation: str = "relu"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 2000
+    pretrain_epochs: int = 1800
+    transfer_strategy: str = "fine_tune_all"
+    # Evaluation.
+    eval_points: int = 100
+    eval_seed: int = 20_240_611
+    # A lab's own systems and measurements (`tlkeras fit`; the drivers' --system=file.py:f).
+    num_inputs: int = 0  # 0: one per theta value (the built-in systems)
+    num_outputs: int = 0  # 0: one per eta value
+    simple_source: str = ""  # sha256 of the source of a user's simple model ("" for a built-in)
+    system_sources: tuple[str, ...] = ()  # likewise, one per system
+    measurements: str = ""  # a CSV of real measurements: then systems is (MEASURED,)
+    measurement_inputs: tuple[str, ...] = ()  # its columns, in order
+    measurement_outputs: tuple[str, ...] = ()
+    measurements_sha256: str = ""
+    folds: int = 0  # k of the k-fold cross-validation on the measurements (0: none)
+    # Normalisation inside the models (see NetworkSpec); empty: the study's plain MLPs.
+    input_offset: tuple[float, ...] = ()
+    input_scale: tuple[float, ...] = ()
+    output_offset: tuple[float, ...] = ()
+    output_scale: tuple[float, ...] = ()
+
+    # Derived views -------------------------------------------------------------------------
+    @property
+    def system_params(self) -> SystemParams:
+        return SystemParams(eta=tuple(self.eta), theta=tuple(self.theta), y_tot=self.y_tot)
+
+    @property
+    def input_dimension(self) -> int:
+        return self.num_inputs or len(self.theta)
+
+    @property
+    def output_dimension(self) -> int:
+        return self.num_outputs or len(self.eta)
+
+    @property
+    def network(self) -> NetworkSpec:
+        return NetworkSpec(self.input_dimension, self.output_dimension, self.width, self.depth,
+                           self.activation, tuple(self.input_offset), tuple(self.input_scale),
+                           tuple(self.output_offset), tuple(self.output_scale))
+
+    @property
+    def big_box(self) -> Domain:
+        return Domain.from_values(self.big_domain, self.input_dimension)
+
+    @property
+    def small_box(self) -> Domain:
+        return Domain.from_values(self.small_domain, self.input_dimension)
+
+    @property
+    def simple_name(self) -> str:
+        return system_name(self.simple_system)
+
+    def reference(self, name: str) -> str:
+        """The system (built-in name or user reference) whose short name is `name`."""
+        for reference in (self.simple_system, *self.systems):
+            if reference == name or (reference != MEASURED and system_name(reference) == name):
+                return reference
+        raise KeyError(name)
+
+    def system_names(self) -> list[str]:
+        """Short names of the real systems ('hill2', 'f_model.f', 'measurements')."""
+        return [MEASURED if s == MEASURED else system_name(s) for s in self.systems]
+
+    @property
+    def uses_references(self) -> bool:
+        return any(user_systems.is_reference(s) for s in (self.simple_system, *self.systems))
+
+    @property
+    def finetune_epochs(self) -> int:
+        return self.epochs - self.pretrain_epochs
+
+    def system_specs(self) -> list[SystemSpec]:
+        """The built-in systems (user references and measurements have no spec)."""
+        return [SystemSpec.parse(name) for name in self.systems
+                if name != MEASURED and not user_systems.is_reference(name)]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "StudyConfig":
+        raw = json.loads(text)
+        known = {f.name for f in dataclasses.fields(StudyConfig)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"config: unknown fields {unknown}; allowed are {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        return StudyConfig(**values).validate()
+
+    # Validation ----------------------------------------------------------------------------
+    def validate(self) -> "StudyConfig":
+        """Return self if every field is in range; raise ConfigError naming the first bad one."""
+        d = len(self.theta)
+        _require(d >= 1, "theta", self.theta, "at least one value (one per input)")
+        _require(len(self.eta) == d, "eta", self.eta, f"{d} values, one per output (as theta)")
+        for name in ("eta", "theta"):
+            for value in getattr(self, name):
+                _finite(name, value, positive=True)
+        _finite("y_tot", self.y_tot, positive=True)
+        self._validate_systems()
+        dimension = self.input_dimension
+        for name in ("big_domain", "small_domain"):
+            value = getattr(self, name)
+            _require(isinstance(value, (tuple, list)) and len(value) in (2, 2 * dimension), name, value,
+                     f"low,high for every input or {dimension} pairs low,high")
+            for low, high in zip(value[0::2], value[1::2]):
+                _finite(name, low)
+                _finite(name, high)
+                if not self.uses_references:
+                    _require(low >= 0, name, value, "concentrations >= 0 (low >= 0)")
+                if name == "small_domain" and self.measurements:  # the measured region: may be one level
+                    _require(low <= high, name, value, "low <= high (not inverted)")
+                else:
+                    _require(low < high, name, value, "low < high (an interval, not inverted)")
+        big_low, big_high = self.big_box.bounds(dimension)
+        small_low, small_high = self.small_box.bounds(dimension)
+        _require(bool(np.all(big_low <= small_low) and np.all(small_high <= big_high)),
+                 "small_domain", self.small_domain, f"an interval inside big_domain {_show(self.big_domain)}")
+        if not self.measurements:
+            _require(bool(np.any(small_low > big_low) or np.any(small_high < big_high)), "small_domain",
+                     self.small_domain, "an interval strictly smaller than big_domain (else nothing is extrapolated)")
+        for name in ("real_noise", "synthetic_noise", "learning_rate"):
+            _finite(name, getattr(self, name), positive=name == "learning_rate", allow_zero=True)
+        for name in ("pretrain_size", "oracle_size", "eval_points"):
+            _integer(name, getattr(self, name), 1, MAX_SAMPLES)
+        _integer("batch_size", self.batch_size, 1, 65_536)
+        _integer("width", self.width, 1, 4096)
+        _integer("depth", self.depth, 0, 64)
+        _integer("epochs", self.epochs, 1, MAX_EPOCHS)
+        _integer("pretrain_epochs", self.pretrain_epochs, 1, MAX_EPOCHS)
+        _require(self.pretrain_epochs < self.epochs, "pretrain_epochs", self.pretrain_epochs,
+                 f"fewer than epochs ({self.epochs}), so that fine-tuning gets at least one epoch")
+        _integer("eval_seed", self.eval_seed, 0, 2**63 - 1)
+        _require(self.transfer_strategy in TRANSFER_STRATEGIES, "transfer_strategy", self.transfer_strategy,
+                 f"one of {', '.join(TRANSFER_STRATEGIES)}")
+        _require(self.activation in ACTIVATIONS, "activation", self.activation,
+                 f"one of {', '.join(ACTIVATIONS)}")
+        _nonempty_unique("volumes", self.volumes)
+        for volume in self.volumes:
+            _integer("volumes", volume, 1, MAX_SAMPLES)
+        _nonempty_unique("seeds", self.seeds)
+        for seed in self.seeds:
+            _integer("seeds", seed, 0, 2**31 - 1)
+        _nonempty_unique("arms", self.arms)
+        for arm in self.arms:
+            _require(arm in ARMS, "arms", arm, f"one of {', '.join(ARMS)}")
+        self._validate_measurements()
+        self._validate_normalisation()
+        return self
+
+    def _validate_systems(self) -> None:
+        _nonempty_unique("systems", self.systems)
+        named = [("simple_system", self.simple_system)]
+        if self.systems != (MEASURED,) or not self.measurements:
+            named += [("systems", n) for n in self.systems]
+        for field_name, name in named:
+            try:
+                system_name(name)
+            except ValueError as error:
+                raise ConfigError(f"{field_name}={name!r} is not allowed: {error}") from None
+        names = self.system_names()
+        _require(len(set(names)) == len(names), "systems", self.systems, "each system once")
+        for name in ("num_inputs", "num_outputs"):
+            _integer(name, getattr(self, name), 0, MAX_DIMENSION)
+        builtin = [n for _, n in named if not user_systems.is_reference(n)]
+        if builtin:  # the built-in systems have one input per theta and one output per eta
+            for field_name, size, wanted in (("num_inputs", self.num_inputs, len(self.theta)),
+                                             ("num_outputs", self.num_outputs, len(self.eta))):
+                _require(size in (0, wanted), field_name, size,
+                         f"{wanted} (or 0), as the built-in system {builtin[0]!r} has (one per "
+                         f"{'theta' if field_name == 'num_inputs' else 'eta'} value)")
+        elif self.uses_references or self.measurements:
+            _require(self.num_inputs >= 1, "num_inputs", self.num_inputs, "at least 1 for a user's system")
+            _require(self.num_outputs >= 1, "num_outputs", self.num_outputs, "at least 1 for a user's system")
+
+    def _validate_measurements(self) -> None:
+        if not self.measurements:
+            _require(MEASURED not in self.systems, "systems", self.systems,
+                     f"{MEASURED!r} only with a measurements file")
+            _require(self.folds == 0, "folds", self.folds, "0 without a measurements file")
+            return
+        _require(self.systems == (MEASURED,), "systems", self.systems, f"({MEASURED!r},) with measurements")
+        _require(set(self.arms) <= {"transfer", "baseline"}, "arms", self.arms,
+                 "transfer and/or baseline with measurements (there is no real system for an oracle)")
+        _require(len(self.volumes) == 1, "volumes", self.volumes, "one value (the rows of the measurements)")
+        for name, columns, size in (("measurement_inputs", self.measurement_inputs, self.num_inputs),
+                                    ("measurement_outputs", self.measurement_outputs, self.num_outputs)):
+            _nonempty_unique(name, columns)
+            _require(len(columns) == size, name, columns, f"{size} column names")
+        _require(not set(self.measurement_inputs) & set(self.measurement_outputs), "measurement_outputs",
+                 self.measurement_outputs, "columns that are not also inputs")
+        _integer("folds", self.folds, 0, 100)
+        _require(self.folds != 1, "folds", self.folds, "0 (none) or at least 2")
+        _require(self.folds <= self.volumes[0], "folds", self.folds,
+                 f"at most the number of measurements ({self.volumes[0]})")
+
+    def _validate_normalisation(self) -> None:
+        fields = (("input_offset", self.input_dimension), ("input_scale", self.input_dimension),
+                  ("output_offset", self.output_dimension), ("output_scale", self.output_dimension))
+        given = [bool(getattr(self, name)) for name, _ in fields]
+        _require(all(given) or not any(given), "input_scale", self.input_scale,
+                 "all four of input/output offset/scale, or none")
+        if not any(given):
+            return
+        for name, size in fields:
+            values = getattr(self, name)
+            _require(len(values) == size, name, values, f"{size} numbers")
+            for value in values:
+                _finite(name, value, positive=name.endswith("scale"))
+
+
+def _require(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={_show(value)} is not allowed: expected {allowed}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(_show(v) for v in value)
+    return repr(value) if isinstance(value, str) else f"{value}"
+
+
+def _finite(name: str, value: Any, positive: bool = False, allow_zero: bool = False) -> None:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    _require(is_number and math.isfinite(value), name, value, "a finite number")
+    if positive:
+        _require(value > 0, name, value, "a number > 0")
+    elif allow_zero:
+        _require(value >= 0, name, value, "a number >= 0")
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    _require(ok, name, value, f"a whole number from {low} to {high}")
+
+
+def _pair(name: str, value: Any) -> tuple[float, float]:
+    _require(isinstance(value, (tuple, list)) and len(value) == 2, name, value, "two numbers low,high")
+    for v in value:
+        _finite(name, v)
+    return float(value[0]), float(value[1])
+
+
+def _nonempty_unique(name: str, values: Any) -> None:
+    _require(isinstance(values, (tuple, list)) and len(values) > 0, name, values, "at least one value")
+    _require(len(set(values)) == len(values), name, values, "no duplicates")
+
+
+def resolve_user_systems(config: StudyConfig) -> StudyConfig:
+    """`config` with its user systems made absolute, loaded and probed once on the big domain
+    (see `user_systems.probe`): fills num_inputs (as given, else one per theta), num_outputs
+    and the source hashes. Raises ConfigError (one line naming the function and the fault)."""
+    if not config.uses_references:
+        return config
+    num_inputs = config.num_inputs or len(config.theta)
+    try:
+        domain = Domain.from_values(config.big_domain, num_inputs)
+    except ValueError as error:
+        raise ConfigError(f"big_domain={_show(config.big_domain)} is not allowed: {error}") from None
+    resolved, outputs, sources = [], {}, []
+    for name in (config.simple_system, *config.systems):
+        if name == MEASURED:
+            resolved.append(name)
+            sources.append("")
+            continue
+        if not user_systems.is_reference(name):
+            if num_inputs != len(config.theta):
+                raise ConfigError(f"num_inputs={num_inputs} is not allowed: the built-in system {name!r} "
+                                  f"has {len(config.theta)} inputs (one per theta value)")
+            resolved.append(name)
+            outputs[name] = len(config.eta)
+            sources.append("")
+            continue
+        try:
+            reference = user_systems.absolute_reference(name)
+            outputs[name] = user_systems.probe(reference, domain, num_inputs)
+            sources.append(user_systems.source_sha256(reference))
+        except user_systems.SystemReferenceError as error:
+            raise ConfigError(str(error)) from None
+        resolved.append(reference)
+    if len(set(outputs.values())) > 1:
+        shown = ", ".join(f"{name} {count}" for name, count in outputs.items())
+        raise ConfigError(f"the systems must have the same number of outputs; they have: {shown}")
+    return dataclasses.replace(
+        config, simple_system=resolved[0], systems=tuple(resolved[1:]), num_inputs=num_inputs,
+        num_outputs=next(iter(outputs.values())), simple_source=sources[0], system_sources=tuple(sources[1:]))
+
+
+def experiment1(**overrides: Any) -> StudyConfig:
+    """Experiment 1: the volume sweep on Hill n = 2."""
+    return StudyConfig(**overrides)
+
+
+def experiment2(**overrides: Any) -> StudyConfig:
+    """Experiment 2: the system sweep at N = 1000."""
+    values: dict[str, Any] = dict(
+        systems=("hill1", "hill2", "hill3", "hill4", "phosphorylation"), volumes=(1000,)
+    )
+    values.update(overrides)
+    return StudyConfig(**values)
+
+
+QUICK_PRESET = dict(
+    # About a minute end to end on 2 cores: every arm and figure, tiny volumes and epochs.
+    pretrain_size=2000, oracle_size=1000, epochs=40, pretrain_epochs=36, seeds=(0, 1),
+)

@@ -1,0 +1,161 @@
+"""A lab's own system: pretrain on its simple model g, fine-tune on its measurements, one folder.
+
+`plan_fit` turns a request (g, domain, CSV, columns, protocol) into a validated `StudyConfig`
+whose one "real system" is the measurements, checking everything first and free of TensorFlow:
+g is imported and probed, the CSV read and validated, the normalisation fixed. `run_fit` trains
+it with the study's machinery (the same sweep runner, stacked engine, pretraining cache, staged
+writes and TensorBoard runs): per seed a pretrained model, a transfer member fine-tuned on every
+measurement and a baseline trained on them alone, and with k folds the same two arms on each
+k-1 folds for cross-validation. It then writes the report and `manifest.json`, the file that
+makes the folder a model (`ensemble.Ensemble` reads it).
+
+The folder is built beside `--out` under a temporary name and renamed into place once complete:
+a folder named by `--out` is always a whole model, and a replaced one (`overwrite`) is removed
+only after its successor is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tlkeras import user_systems
+from tlkeras.config import ConfigError, StudyConfig, resolve_user_systems
+from tlkeras.domains import Domain
+from tlkeras.measurements import MEASURED, Measurements, read_measurements
+
+MANIFEST = "manifest.json"
+NORMALISATION_POINTS = 4096
+
+
+class OutputFolderError(ValueError):
+    """An --out folder that cannot take the model; the message is one line."""
+
+
+def plan_fit(
+    simple: str,
+    domain: Sequence[float],
+    measurements_path: str | Path,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    folds: int = 5,
+    **protocol,
+) -> tuple[StudyConfig, Measurements]:
+    """The config of a fit and its validated measurements; raises ConfigError (g, the domain or a
+    protocol value) or MeasurementError (the CSV), each one line, before any work."""
+    inputs, outputs = tuple(inputs), tuple(outputs)
+    if not inputs or not outputs:
+        raise ConfigError("inputs and outputs each need at least one column name")
+    try:
+        box = Domain.from_values(domain, len(inputs))
+    except ValueError as error:
+        raise ConfigError(f"domain={','.join(f'{v:g}' for v in domain)} is not allowed: {error}") from None
+    low, high = box.bounds(len(inputs))
+    for name, a, b in zip(inputs, low, high):
+        if not (np.isfinite(a) and np.isfinite(b) and a < b):
+            raise ConfigError(f"domain of {name!r} is {a:g}..{b:g}: expected finite low < high")
+    base = StudyConfig(simple_system=simple, systems=(MEASURED,), num_inputs=len(inputs),
+                       big_domain=tuple(float(v) for v in domain), small_domain=tuple(float(v) for v in domain),
+                       arms=("transfer", "baseline"), **protocol)
+    if not user_systems.is_reference(simple):
+        raise ConfigError(f"simple={simple!r} is not allowed: expected your model as path/to/file.py:g or module:g")
+    config = resolve_user_systems(base)
+    if config.num_outputs != len(outputs):
+        raise ConfigError(f"{simple} returns {config.num_outputs} outputs, but {len(outputs)} output columns "
+                          f"are named ({','.join(outputs)})")
+    batch_rule = f" (--batch_size={config.batch_size}: at least one full batch)"
+    found = read_measurements(measurements_path, inputs, outputs, box, min_rows=max(config.batch_size, folds, 2),
+                              min_rows_reason=batch_rule)
+    measured_low, measured_high = found.x.min(axis=0), found.x.max(axis=0)
+    region = tuple(float(v) for pair in zip(measured_low, measured_high) for v in pair)
+    offset, scale = output_scaling(config, box)
+    config = dataclasses.replace(
+        config, measurements=str(Path(measurements_path).resolve()), measurement_inputs=inputs,
+        measurement_outputs=outputs, measurements_sha256=found.sha256, volumes=(found.rows,), folds=folds,
+        small_domain=region, input_offset=tuple(((low + high) / 2).tolist()),
+        input_scale=tuple(((high - low) / 2).tolist()), output_offset=offset, output_scale=scale,
+    )
+    return config.validate(), found
+
+
+def output_scaling(config: StudyConfig, box: Domain) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and sd of g's outputs over the domain (a fixed sample): the networks learn outputs in
+    these units, so that transfer starts from g's scale whatever the user's units."""
+    x = np.random.default_rng(0x5CA1E).uniform(*box.bounds(config.input_dimension),
+                                               size=(NORMALISATION_POINTS, config.input_dimension))
+    function = user_systems.load_function(config.simple_system)
+    y = user_systems.call(config.simple_system, function, x)
+    sd = y.std(axis=0)
+    scale = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(y.mean(axis=0))), sd, 1.0)
+    return tuple(y.mean(axis=0).tolist()), tuple(scale.tolist())
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that holds something other than a replaceable tlkeras model."""
+    if not out.exists():
+        parent = out.parent if str(out.parent) else Path(".")
+        if parent.exists() and not parent.is_dir():
+            raise OutputFolderError(f"--out={out}: {parent} is a file, not a folder")
+        return
+    if not out.is_dir():
+        raise OutputFolderError(f"--out={out} is a file; give a folder for the model")
+    if not any(out.iterdir()):
+        return
+    if (out / MANIFEST).exists():
+        if overwrite:
+            return
+        raise OutputFolderError(f"--out={out} already holds a model ({MANIFEST}); give another folder, or "
+                                "--overwrite to replace it")
+    raise OutputFolderError(f"--out={out} is a folder with other files in it (no {MANIFEST}); give a new "
+                            "or empty folder")
+
+
+def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", command: str = "") -> dict:
+    """Train and report the fit that `config` describes into the folder `out` (see the module
+    doc); returns the manifest. `options`: a `SweepOptions`."""
+    from tlkeras import environment, tracking
+    from tlkeras.fit_report import write_fit_report
+    from tlkeras.rundir import RunDir
+    from tlkeras.sweep import SweepRunner
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = out.parent / f".{out.name}.building-{os.getpid()}"
+    if building.exists():
+        shutil.rmtree(building)
+    building.mkdir()
+    try:
+        directory = RunDir(building)
+        with directory.lock():
+            directory.write_config(config)
+            if flags_text:
+                directory.staging.write_text(building / "flags.txt", flags_text)
+            sessions = environment.record_session(building, directory.staging)
+            directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
+                folder, ["measurements"], list(config.volumes)))
+            records = SweepRunner(config, directory, options).run()
+            manifest = write_fit_report(directory, config, records, sessions, command)
+        (building / ".lock").unlink(missing_ok=True)
+        if directory.staging.folder.is_dir() and not any(directory.staging.folder.iterdir()):
+            directory.staging.folder.rmdir()
+        _publish(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _publish(building: Path, out: Path) -> None:
+    """Rename the finished folder to `out`; an old model there goes only once the new is in."""
+    if out.exists():
+        retired = out.parent / f".{out.name}.replaced-{os.getpid()}"
+        os.replace(out, retired)
+        os.replace(building, out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(building, out)

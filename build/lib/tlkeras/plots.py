@@ -1,0 +1,175 @@
+"""The study's figures, as PNG files (matplotlib, no screen needed).
+
+- `plot_surfaces` (the study's Figure 3): the true output surfaces next to learned ones;
+- `plot_by_volume` (Figure 4): L1 by real-data volume, transfer vs baseline, oracle as reference;
+- `plot_by_system` (Figure 5): L1 by real system, transfer vs baseline vs oracle.
+Bars are means across seeds; error bars are one standard deviation across seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ARM_COLORS = {"transfer": "tab:blue", "baseline": "tab:orange", "oracle": "tab:green"}
+
+
+def plot_surfaces(
+    path: Path,
+    grid_axes: Sequence[np.ndarray],
+    truth: np.ndarray,
+    learned: dict[str, np.ndarray],
+    small_box: tuple[float, float, float, float],
+    title: str,
+) -> Path:
+    """Heat maps over the big domain: rows are outputs, columns truth then each learned model.
+
+    `truth` and each `learned` array have shape [len(x2 axis), len(x1 axis), outputs], indexed
+    [x2, x1]. The small domain (x1 low, x1 high, x2 low, x2 high; where the real training data
+    lives) is outlined.
+    """
+    columns = {"true system": truth, **learned}
+    outputs = truth.shape[-1]
+    figure, axes = plt.subplots(outputs, len(columns), figsize=(3.2 * len(columns), 2.9 * outputs),
+                                squeeze=False, constrained_layout=True)
+    extent = (grid_axes[0][0], grid_axes[0][-1], grid_axes[1][0], grid_axes[1][-1])
+    for row in range(outputs):
+        low, high = float(truth[..., row].min()), float(truth[..., row].max())
+        for col, (label, surface) in enumerate(columns.items()):
+            axis = axes[row, col]
+            image = axis.imshow(surface[..., row], origin="lower", extent=extent, vmin=low, vmax=high,
+                                cmap="viridis", aspect="auto")
+            a, b, c, d = small_box
+            axis.plot([a, b, b, a, a], [c, c, d, d, c], color="white", linewidth=1, linestyle="--")
+            axis.set_title(f"{label}: y{row + 1}", fontsize=9)
+            axis.set_xlabel("x1 (nM)", fontsize=8)
+            axis.set_ylabel("x2 (nM)", fontsize=8)
+        figure.colorbar(image, ax=axes[row, :].tolist(), shrink=0.8)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def _grouped_bars(
+    path: Path,
+    groups: Sequence[str],
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    title: str,
+    reference: tuple[float, float] | None = None,
+) -> Path:
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 4.0), constrained_layout=True)
+    positions = np.arange(len(groups))
+    width = 0.8 / max(1, len(series))
+    for index, (arm, (means, stds)) in enumerate(series.items()):
+        axis.bar(positions + (index - (len(series) - 1) / 2) * width, means, width, yerr=stds,
+                 capsize=3, label=arm, color=ARM_COLORS.get(arm))
+    if reference is not None:
+        mean, std = reference
+        axis.axhline(mean, color=ARM_COLORS["oracle"], linestyle="--", label="oracle (mean)")
+        axis.axhspan(mean - std, mean + std, color=ARM_COLORS["oracle"], alpha=0.15)
+    axis.set_xticks(positions, list(groups))
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("L1 on the big domain (mean over seeds, ±1 sd)")
+    axis.set_title(title, fontsize=10)
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_by_volume(
+    path: Path,
+    volumes: Sequence[int],
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    oracle: tuple[float, float] | None,
+    title: str,
+) -> Path:
+    """Figure 4: bars per volume for each arm in `series` (means, stds); oracle as a band."""
+    return _grouped_bars(path, [str(v) for v in volumes], series, "real data volume N", title, oracle)
+
+
+def plot_by_system(
+    path: Path,
+    systems: Sequence[str],
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+) -> Path:
+    """Figure 5: bars per real system for each arm in `series` (means, stds)."""
+    return _grouped_bars(path, list(systems), series, "real system", title)
+
+
+def plot_slices(
+    path: Path,
+    slices: dict[int, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    region: np.ndarray,
+    centre: np.ndarray,
+    title: str,
+) -> Path:
+    """A fit along each input: rows are outputs, columns inputs. `slices[i]` = (axis values,
+    {arm: (mean, sd)}, simple model's outputs), each [points, outputs]; the measured range of the
+    input is shaded, the band is mean ± 2 sd across the ensemble's members."""
+    figure, axes = plt.subplots(len(outputs), len(inputs), figsize=(4.2 * len(inputs), 3.0 * len(outputs)),
+                                squeeze=False, constrained_layout=True)
+    for col, (axis_values, by_arm, simple) in slices.items():
+        others = ", ".join(f"{n}={c:.3g}" for j, (n, c) in enumerate(zip(inputs, centre)) if j != col)
+        for row, name in enumerate(outputs):
+            axis = axes[row, col]
+            axis.axvspan(region[col, 0], region[col, 1], color="0.9", label="measured range")
+            for arm, (mean, sd) in by_arm.items():
+                color = ARM_COLORS.get(arm)
+                axis.plot(axis_values, mean[:, row], color=color, label=f"{arm} mean")
+                axis.fill_between(axis_values, mean[:, row] - 2 * sd[:, row], mean[:, row] + 2 * sd[:, row],
+                                  color=color, alpha=0.25, label=f"{arm} ± 2 sd")
+            axis.plot(axis_values, simple[:, row], color="0.3", linestyle="--", linewidth=1, label="simple model")
+            axis.set_xlabel(f"{inputs[col]}" + (f"  ({others})" if others else ""), fontsize=8)
+            axis.set_ylabel(name, fontsize=8)
+            axis.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def plot_mean_and_spread(
+    path: Path,
+    grid_axes: Sequence[np.ndarray],
+    mean: np.ndarray,
+    sd: np.ndarray,
+    region: np.ndarray,
+    measured_x: np.ndarray,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    title: str,
+) -> Path:
+    """Two inputs: per output, a map of the ensemble mean and one of its sd ([x2, x1, outputs]),
+    the measured region outlined and the measured points dotted."""
+    figure, axes = plt.subplots(len(outputs), 2, figsize=(8.4, 3.3 * len(outputs)), squeeze=False,
+                                constrained_layout=True)
+    extent = (grid_axes[0][0], grid_axes[0][-1], grid_axes[1][0], grid_axes[1][-1])
+    (a, b), (c, d) = region[0], region[1]
+    for row, name in enumerate(outputs):
+        for col, (label, values, cmap) in enumerate((("mean", mean, "viridis"), ("sd across members", sd, "magma"))):
+            axis = axes[row, col]
+            image = axis.imshow(values[..., row], origin="lower", extent=extent, cmap=cmap, aspect="auto")
+            axis.plot([a, b, b, a, a], [c, c, d, d, c], color="white", linewidth=1, linestyle="--")
+            axis.scatter(measured_x[:, 0], measured_x[:, 1], s=2, color="white", alpha=0.5)
+            axis.set_title(f"{name}: {label}", fontsize=9)
+            axis.set_xlabel(inputs[0], fontsize=8)
+            axis.set_ylabel(inputs[1], fontsize=8)
+            figure.colorbar(image, ax=axis, shrink=0.85)
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def _save(figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,64 @@
+"""One call that runs a whole study into a run directory: the drivers' only library entry."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tlkeras import environment, faults, interrupts, tracking
+from tlkeras.config import StudyConfig
+from tlkeras.report import write_report
+from tlkeras.rundir import RunDir
+from tlkeras.sweep import SweepOptions, SweepRunner, configure_threads
+
+__all__ = ["configure_threads", "run_study"]
+
+
+def run_study(
+    config: StudyConfig,
+    run_dir: Path,
+    options: SweepOptions | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train, evaluate and report every cell of `config` into `run_dir` (created by the caller).
+
+    With `resume`, the directory must hold a run of the same config; finished members are kept.
+    The run directory is locked for this process while it runs (`RunDir.lock`). Returns the
+    content of results.json.
+    """
+    config.validate()
+    options = options or SweepOptions()
+    directory = RunDir(run_dir)
+    with directory.lock():
+        return _run_locked(config, directory, options, resume)
+
+
+def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool) -> dict:
+    if resume:
+        directory.check_resumable(config)
+    else:
+        directory.write_config(config)
+    sessions = environment.record_session(directory.path, directory.staging)
+    if not all(environment.same_numerics(sessions[0], later) for later in sessions[1:]):
+        options.report("note: this run was started on another CPU kind or software stack "
+                       f"({sessions[0]['cpu']}, {' '.join(sessions[0]['cpu_flags'])}); members trained "
+                       "now match those trained there statistically, not bit for bit (environment.json)")
+    faults.point("driver.planning")
+    interrupts.check()
+    if not tracking.has_event_files(directory.tensorboard):
+        systems = config.system_names()
+        directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
+            folder, systems, [*config.volumes, config.oracle_size]))
+    started = time.perf_counter()
+    records = SweepRunner(config, directory, options).run()
+    faults.point("sweep.finished")
+    interrupts.check()
+    by_arm: dict[str, float] = {}
+    for record in records:
+        by_arm[record["arm"]] = by_arm.get(record["arm"], 0.0) + record["train_seconds"]
+    timing = {"wall_seconds_this_session": time.perf_counter() - started}
+    timing.update({f"train_seconds_{arm}": seconds for arm, seconds in sorted(by_arm.items())})
+    results = write_report(directory, config, records, timing, sessions)
+    faults.point("run.finished")
+    options.report(f"results: {directory.path / 'results.md'}")
+    return results

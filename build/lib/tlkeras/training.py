@@ -1,0 +1,216 @@
+"""The arms of the study as stack jobs: what each member trains on, from where, for how long.
+
+A *member* is one independent model: (arm, system, volume, seed). A *stack job* is a group of
+members that share a step count (same arm, same training-set size, same epochs) and therefore
+train together in one stacked model (`engine.StackTrainer`). The arms, per seed:
+
+- pretrain: `pretrain_epochs` on the synthetic set (the simple system g on the big domain);
+- transfer: reload the pretrained model *from its .keras file*, fine-tune the remaining epochs on
+  the N real small-domain pairs with a fresh optimizer;
+- baseline: all epochs from scratch on the same N real pairs;
+- oracle: all epochs from scratch on the oracle set (real system, big domain).
+
+All arms of one seed start from the same initial weights (a paired design: differences between
+arms are not blurred by initialisation luck), and every random stream is derived from the seed
+and its purpose (`data.stream_seed`), so any member can be recomputed from the config alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import keras
+import numpy as np
+
+from tlkeras import data, measurements, models
+from tlkeras.config import StudyConfig
+from tlkeras.measurements import is_measured
+from tlkeras.engine import ProgressFn, StackTrainer, TrainingLog
+from tlkeras.systems import system_function
+
+PRETRAIN = "pretrain"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One independent model of the sweep."""
+
+    arm: str  # 'pretrain', 'transfer', 'baseline' or 'oracle'
+    system: str  # the system it learns (the simple system for 'pretrain')
+    volume: int  # the size of its training set
+    seed: int
+
+    @property
+    def key(self) -> str:
+        """A path-like id, unique in a sweep: 'transfer/hill2/n50/seed0'."""
+        return f"{self.arm}/{self.system}/n{self.volume}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class StackJob:
+    """Members that train together: same arm, same set size, same epochs."""
+
+    arm: str
+    size: int
+    epochs: int
+    first_epoch: int
+    members: tuple[Member, ...]
+    batch_size: int = 32
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm} n={self.size}"
+
+    @property
+    def steps(self) -> int:
+        """Sequential optimizer steps this job takes (its cost floor)."""
+        return self.epochs * -(-self.size // self.batch_size)
+
+    def subset(self, members: Sequence[Member]) -> "StackJob":
+        return StackJob(self.arm, self.size, self.epochs, self.first_epoch, tuple(members), self.batch_size)
+
+
+def real_sets(config: StudyConfig) -> list[tuple[str, int]]:
+    """(system, size) of every real training set: each system at each volume, or for a fit the
+    measurements and, with k folds, the measurements less each fold."""
+    if config.measurements:
+        sets = [(config.systems[0], config.volumes[0])]
+        sizes = measurements.fold_sizes(config.volumes[0], config.folds)
+        sets += [(measurements.fold_name(k), config.volumes[0] - size) for k, size in enumerate(sizes)]
+        return sets
+    return [(system, volume) for volume in config.volumes for system in config.system_names()]
+
+
+def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
+    """Every stack job of the sweep that `config` describes, pretraining first."""
+    systems = config.system_names()
+    simple = config.simple_name
+    batch = config.batch_size
+    jobs: list[StackJob] = []
+
+    def add(arm: str, size: int, epochs: int, first_epoch: int, members: list[Member]) -> None:
+        for start in range(0, len(members), max_members):
+            chunk = tuple(members[start : start + max_members])
+            jobs.append(StackJob(arm, size, epochs, first_epoch, chunk, batch))
+
+    if "transfer" in config.arms:
+        add(PRETRAIN, config.pretrain_size, config.pretrain_epochs, 0,
+            [Member(PRETRAIN, simple, config.pretrain_size, s) for s in config.seeds])
+    by_volume: dict[int, list[str]] = {}
+    for system, volume in real_sets(config):
+        by_volume.setdefault(volume, []).append(system)
+    for volume, volume_systems in by_volume.items():
+        cells = [(system, seed) for system in volume_systems for seed in config.seeds]
+        if "transfer" in config.arms:
+            add("transfer", volume, config.finetune_epochs, config.pretrain_epochs,
+                [Member("transfer", system, volume, seed) for system, seed in cells])
+        if "baseline" in config.arms:
+            add("baseline", volume, config.epochs, 0,
+                [Member("baseline", system, volume, seed) for system, seed in cells])
+    if "oracle" in config.arms:
+        add("oracle", config.oracle_size, config.epochs, 0,
+            [Member("oracle", system, config.oracle_size, seed)
+             for system in systems for seed in config.seeds])
+    return jobs
+
+
+def pretrained_member(config: StudyConfig, member: Member) -> Member:
+    """The pretraining member whose saved model a transfer member starts from."""
+    return Member(PRETRAIN, config.simple_name, config.pretrain_size, member.seed)
+
+
+def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.ndarray]:
+    """The (x, y) pairs `member` trains on, in the network's units (see NetworkSpec)."""
+    if is_measured(member.system):
+        x, y = measurements.training_rows(config, member.system)
+    else:
+        system = system_function(config.reference(member.system), config.system_params)
+        if member.arm == PRETRAIN:
+            domain, noise, stream = config.big_box, config.synthetic_noise, "pretrain"
+        elif member.arm == "oracle":
+            domain, noise, stream = config.big_box, config.real_noise, "oracle"
+        else:  # transfer and baseline share the real small-domain pairs of a seed
+            domain, noise, stream = config.small_box, config.real_noise, "real"
+        seed = data.stream_seed(member.seed, stream)
+        x, y = data.sample_set(system, domain, member.volume, config.input_dimension, noise, seed,
+                               num_outputs=config.output_dimension)
+    network = config.network
+    return network.scale_inputs(x), network.scale_outputs(y)
+
+
+def shuffle_seed(member: Member) -> int:
+    """The seed of the member's minibatch order (32 bits, as the engine's hash takes)."""
+    return data.stream_seed(member.seed, f"shuffle/{member.arm}/{member.system}", member.volume) & 0xFFFFFFFF
+
+
+def initial_model(config: StudyConfig, member: Member) -> keras.Model:
+    """The fresh initialisation shared by every arm of `member.seed` (paired design)."""
+    return models.build_mlp(config.network, seed=data.stream_seed(member.seed, "init") & 0x7FFFFFFF)
+
+
+class TransferStrategy(Protocol):
+    """How a pretrained model becomes the start of fine-tuning (pluggable; see DESIGN.md)."""
+
+    name: str
+
+    def starting_model(self, pretrained: keras.Model) -> keras.Model: ...
+
+
+class FineTuneAll:
+    """The study's strategy: start from every pretrained weight, train them all."""
+
+    name = "fine_tune_all"
+
+    def starting_model(self, pretrained: keras.Model) -> keras.Model:
+        return pretrained
+
+
+# Config names (StudyConfig.transfer_strategy) to strategies; add new ones here.
+TRANSFER_STRATEGIES: dict[str, TransferStrategy] = {FineTuneAll.name: FineTuneAll()}
+
+
+@dataclass
+class TrainedStack:
+    """The outcome of a stack job: the trained stacked model and its loss curves."""
+
+    job: StackJob
+    stack: keras.Model
+    log: TrainingLog
+
+
+def train_job(
+    config: StudyConfig,
+    job: StackJob,
+    starting_models: Sequence[keras.Model],
+    progress: ProgressFn | None = None,
+) -> TrainedStack:
+    """Train the members of `job` as one stack, each from its starting model.
+
+    A lone member trains in two identical slots (slot 0 is its result): XLA turns a batched dot
+    with one batch entry into a plain dot that sums in another order, so a member alone would
+    differ in the last bits from the same member in any larger stack. With two or more slots a
+    member's numbers do not depend on its stack, bit for bit (tests/test_engine.py).
+    """
+    members = list(job.members) * (2 if len(job.members) == 1 else 1)
+    starting_models = list(starting_models) * (2 if len(job.members) == 1 else 1)
+    stack = models.build_stack(config.network, len(members), name="stack")
+    models.load_members(stack, starting_models)
+    sets = [training_set(config, member) for member in members]
+    x = np.stack([s[0] for s in sets])
+    y = np.stack([s[1] for s in sets])
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
+    log = trainer.fit(
+        x, y, job.epochs,
+        shuffle_seeds=[shuffle_seed(member) for member in members],
+        first_epoch=job.first_epoch,
+        progress=progress,
+    )
+    return TrainedStack(job, stack, log)
+
+
+def stack_predictions(stack: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Every member's predictions for the same inputs x [points, in]: [members, points, out]."""
+    members = int(stack.input_shape[1])
+    tiled = np.repeat(np.asarray(x, np.float32)[:, None, :], members, axis=1)
+    return np.transpose(np.asarray(stack(tiled, training=False)), (1, 0, 2))

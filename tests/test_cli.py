@@ -1,0 +1,237 @@
+"""The `tlkeras` command on the copyable example: fit, predict, evaluate; bad input refused.
+
+Runs `python -m tlkeras.cli` (what the `tlkeras` console script calls) in fresh processes, as a
+user would, with the quick preset.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO
+
+EXAMPLE = REPO / "examples" / "plate"
+FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
+       f"--measurements={EXAMPLE / 'plate.csv'}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp", "--preset=quick"]
+
+
+def tlkeras(*args, cwd=REPO, timeout=600):
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fit")
+    out = root / "models" / "plate1"
+    result = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2")
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_the_example_fits_into_one_model_folder(fitted):
+    out, result = fitted
+    assert result.stderr == ""
+    assert "ETA" in result.stdout and "done. Report:" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"] == ["aTc", "IPTG"] and manifest["outputs"] == ["gfp", "rfp"]
+    assert manifest["domain"] == [[0, 100], [0, 1000]]
+    assert manifest["measured_region"][0][1] < 50.0 and manifest["measured_region"][1][1] < 500.0
+    assert len(manifest["ensembles"]["transfer"]) == len(manifest["ensembles"]["baseline"]) == 2
+    assert manifest["simple"]["sha256"] and manifest["measurements"]["rows"] == 300
+    assert set(manifest["noise_sd"]) == {"gfp", "rfp"}
+    report = (out / "report.md").read_text()
+    assert "5-fold cross-validated error" in report and "| transfer | gfp |" in report
+    assert (out / "figures" / "fit_slices.png").stat().st_size > 10_000
+    assert (out / "figures" / "fit_maps.png").exists()
+    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing half-built left
+    assert not (out / ".partial").exists() and not (out / ".lock").exists()
+    # 2 seeds x 2 arms x (all rows + 5 folds) + 2 pretrained.
+    assert len(list(out.glob("models/**/*.keras"))) == 2 * 2 * 6 + 2
+
+
+def test_each_member_loads_in_plain_keras_and_speaks_the_users_units(fitted):
+    import keras
+
+    out, _ = fitted
+    manifest = json.loads((out / "manifest.json").read_text())
+    model = keras.saving.load_model(out / manifest["ensembles"]["transfer"][0])  # no custom objects
+    with open(EXAMPLE / "plate.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    x = np.array([[float(r["aTc"]), float(r["IPTG"])] for r in rows], np.float32)
+    y = np.array([[float(r["gfp"]), float(r["rfp"])] for r in rows])
+    predictions = np.asarray(model(x))
+    # Fluorescence in the thousands: a model in normalised units would be off by orders of magnitude.
+    rmse = np.sqrt(np.mean((predictions - y) ** 2, axis=0))
+    assert (rmse < 0.5 * y.std(axis=0)).all(), rmse
+
+
+def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fitted, tmp_path):
+    out, _ = fitted
+    result = tlkeras("predict", f"--model={out}", "--grid=4", f"--out={tmp_path / 'grid.csv'}")
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "grid.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
+    assert len(table) == 16 and {float(r["aTc"]) for r in table} == {0, 100 / 3, 200 / 3, 100}
+    assert all(float(r["gfp_sd"]) >= 0 for r in table)
+    points = tmp_path / "points.csv"
+    points.write_text("IPTG,aTc\n10,5\n2000,50\n")
+    result = tlkeras("predict", f"--model={out}", f"--inputs={points}", f"--out={tmp_path / 'p.csv'}",
+                     "--arm=baseline")
+    assert result.returncode == 0 and "1 of 2 points lie outside the model's domain" in result.stderr
+    with open(tmp_path / "p.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(float(r["aTc"]), float(r["IPTG"])) for r in table] == [(5, 10), (50, 2000)]
+    again = tlkeras("predict", f"--model={out}", "--grid=4", f"--out={tmp_path / 'grid.csv'}")
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
+    out, _ = fitted
+    sys.path.insert(0, str(EXAMPLE))
+    from simple_model import truth
+
+    rng = np.random.default_rng(99)
+    x = np.column_stack([rng.uniform(0, 50, 80), rng.uniform(0, 500, 80)])
+    y = truth(x) + rng.normal(0, 800, size=(80, 2))
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("aTc,IPTG,gfp,rfp\n" + "".join(f"{a},{b},{c},{d}\n" for (a, b), (c, d) in zip(x, y)))
+    result = tlkeras("evaluate", f"--model={out}", f"--measurements={test_csv}", f"--out={tmp_path / 'e.json'}")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads((tmp_path / "e.json").read_text())["scores"]
+    assert set(scores) == {"gfp", "rfp"}
+    for score in scores.values():
+        assert 0 < score["l1"] < score["rmse"] * 1.5 and 0 <= score["coverage_2sd"] <= 1 and score["rows"] == 80
+        assert score["coverage_2sd"] >= score["coverage_2sd_without_noise"]
+    assert "coverage" in result.stdout and "gfp" in result.stdout
+
+
+def test_an_out_folder_holding_a_model_is_refused_unless_overwrite(fitted, tmp_path):
+    out, _ = fitted
+    before = (out / "manifest.json").read_text()
+    result = tlkeras(*FIT, f"--out={out}")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "already holds a model" in result.stderr and "--overwrite" in result.stderr
+    assert (out / "manifest.json").read_text() == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    result = tlkeras(*FIT, f"--out={other}", "--overwrite")
+    assert result.returncode == 2 and "other files in it" in result.stderr
+    assert (other / "thesis.tex").read_text() == "precious"
+
+
+BROKEN_G = {
+    "raises": "def g(x):\n    raise ValueError('bad parameter')\n",
+    "nan": "import numpy as np\ndef g(x):\n    return np.full((len(x), 2), np.nan)\n",
+    "shape": "import numpy as np\ndef g(x):\n    return np.zeros((len(x), 3))\n",
+    "transposed": "import numpy as np\ndef g(x):\n    return np.zeros((2, len(x)))\n",
+    "syntax": "def g(x) return x\n",
+    "missing": "def f(x):\n    return x\n",
+    "scalar": "def g(x):\n    return 1.0\n",
+    "strings": "def g(x):\n    return [['a', 'b']] * len(x)\n",
+}
+
+HEADERS = ["aTc,IPTG,gfp,rfp", "aTc;IPTG;gfp;rfp", "aTc,IPTG,gfp", "aTc,IPTG,gfp,rfp,extra", "aTc,aTc,IPTG,gfp,rfp",
+           "ÅTc,IPTG,gfp,rfp", "aTc\tIPTG\tgfp\trfp", ""]
+CELLS = st.one_of(st.sampled_from(["1", "2.5", "nan", "inf", "-inf", "1e400", "1e38", "", "abc", "5e2", "101",
+                                   "-3", "0", "\"7\"", "1_0", "２"]),
+                  st.floats(min_value=0, max_value=50).map(lambda v: f"{v:.3f}"))
+
+
+@st.composite
+def malformed_csvs(draw):
+    kind = draw(st.sampled_from(["rows", "bytes", "few"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300))
+    header = draw(st.sampled_from(HEADERS))
+    if kind == "few":  # well-formed, but fewer rows than a batch
+        count = draw(st.integers(0, 31))
+        return (header + "\n" + "1,2,3,4\n" * count).encode()
+    rows = draw(st.lists(st.lists(CELLS, min_size=3, max_size=5).map(",".join), min_size=1, max_size=40))
+    good = ["1,2,3,4"] * draw(st.integers(0, 40))
+    position = draw(st.integers(0, len(good)))
+    return (header + "\n" + "\n".join(good[:position] + rows + good[position:]) + "\n").encode()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=malformed_csvs())
+def test_malformed_measurements_give_one_line_and_exit_2_and_no_folder(tmp_path, raw):
+    measurements = tmp_path / "plate.csv"
+    measurements.write_bytes(raw)
+    out = tmp_path / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    result = tlkeras(*FIT[:4], f"--measurements={measurements}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp",
+                     "--preset=quick", "--epochs=3", "--pretrain_epochs=2", "--pretrain_size=64",
+                     "--seeds=0", "--folds=2", f"--out={out}", f"--cache_dir={tmp_path / 'cache'}", timeout=300)
+    if result.returncode == 0:  # a generated file may happen to be valid: then it must be fully used
+        rows = json.loads((out / "manifest.json").read_text())["measurements"]["rows"]
+        assert rows >= 32
+        return
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_G))
+def test_a_broken_simple_model_gives_one_line_and_exit_2(tmp_path, name):
+    g = tmp_path / "g.py"
+    g.write_text(BROKEN_G[name])
+    out = tmp_path / "out"
+    result = tlkeras("fit", f"--simple={g}:g", *FIT[2:], f"--out={out}", timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert str(g) in result.stderr and not out.exists()
+
+
+def test_the_package_installs_and_imports_from_any_folder(tmp_path):
+    target = tmp_path / "site"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                             f"--target={target}", str(REPO)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (target / "bin" / "tlkeras").exists()
+    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras.cli; print(tlkeras.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(target)))
+    assert check.returncode == 0 and str(target) in check.stdout, check.stderr
+    usage = subprocess.run([str(target / "bin" / "tlkeras"), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                           env=dict(os.environ, PYTHONPATH=str(target)))
+    assert usage.returncode == 0 and "fit" in usage.stdout and "predict" in usage.stdout
+
+
+def test_a_user_system_runs_through_a_driver(tmp_path):
+    from conftest import only_run_dir, run_driver, tiny_flags
+
+    models = tmp_path / "three_inputs.py"
+    models.write_text(textwrap.dedent('''
+        import numpy as np
+
+        def g(x):
+            return (x[:, :1] + x[:, 1:2] * x[:, 2:3]) / 10.0
+
+        def f(x):
+            return np.sqrt(x[:, :1] + 1.0) + x[:, 1:2] * x[:, 2:3] / 12.0
+    '''))
+    result = run_driver("exp1.py", [*tiny_flags(tmp_path / "logs"), f"--simple_system={models}:g",
+                                    f"--system={models}:f", "--num_inputs=3", "--volumes=40", "--workers=1",
+                                    "--eval_points=30"])
+    assert result.returncode == 0, result.stderr
+    run = only_run_dir(tmp_path / "logs", "exp1")
+    config = json.loads((run / "config.json").read_text())
+    assert (config["num_inputs"], config["num_outputs"]) == (3, 1) and len(config["simple_source"]) == 64
+    summary = json.loads((run / "results.json").read_text())["summary"]
+    assert {row["arm"] for row in summary} == {"transfer", "baseline", "oracle"}
+    assert all(row["system"] == "three_inputs.f" and np.isfinite(row["l1_mean"]) for row in summary)
+    broken = run_driver("exp1.py", [*tiny_flags(tmp_path / "logs2"), f"--simple_system={models}:g",
+                                    f"--system={models}:nothing", "--num_inputs=3"])
+    assert broken.returncode == 2 and "defines no 'nothing'" in broken.stderr and broken.stderr.count("\n") == 1
