@@ -174,8 +174,12 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
             num_inputs=FLAGS.num_inputs,
         )
-        # A user's function is imported and probed here, once, before any work.
-        return study_config.resolve_user_systems(config).validate()
+        # A user's function is imported and probed here, once, before any work; its units may be
+        # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).
+        config = study_config.resolve_user_systems(config)
+        if config.uses_references:
+            config = study_config.with_normalisation(config.validate())
+        return config.validate()
     except study_config.ConfigError as error:
         message = str(error)
         field = message.split("=", 1)[0]

@@ -235,3 +235,22 @@ def test_a_user_system_runs_through_a_driver(tmp_path):
     broken = run_driver("exp1.py", [*tiny_flags(tmp_path / "logs2"), f"--simple_system={models}:g",
                                     f"--system={models}:nothing", "--num_inputs=3"])
     assert broken.returncode == 2 and "defines no 'nothing'" in broken.stderr and broken.stderr.count("\n") == 1
+
+
+def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept(tmp_path):
+    out = tmp_path / "models" / "plate1"
+    quick = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
+             "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
+    env = dict(os.environ, TLKERAS_FAULT="sigint@record.written#3")
+    result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 130 and "nothing was written to --out" in result.stderr, result.stderr
+    assert not out.exists() and not list(out.parent.glob(".*"))
+    env = dict(os.environ, TLKERAS_FAULT="kill@record.written#2")
+    result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=300)
+    assert result.returncode == -9 and not out.exists()
+    assert len(list(out.parent.glob(".plate1.building-*"))) == 1  # what a killed process leaves
+    result = tlkeras(*quick)
+    assert result.returncode == 0, result.stderr
+    assert (out / "manifest.json").exists() and not list(out.parent.glob(".*"))

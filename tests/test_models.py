@@ -84,3 +84,22 @@ def test_stack_itself_round_trips_through_keras_saving(tmp_path):
     reloaded = keras.saving.load_model(tmp_path / "stack.keras")
     x = np.random.default_rng(3).uniform(0, 20, (4, 2, 2)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(reloaded(x)), np.asarray(stack(x)))
+
+
+def test_a_normalised_member_speaks_user_units_and_loads_in_plain_keras(tmp_path):
+    spec = models.NetworkSpec(3, 2, 6, 2, "tanh", input_offset=(50.0, 500.0, -1.0), input_scale=(50.0, 500.0, 2.0),
+                              output_offset=(20000.0, -3.0), output_scale=(9000.0, 0.5))
+    stack = models.build_stack(spec, 3)
+    models.load_members(stack, [models.build_mlp(spec, seed=s) for s in range(3)])
+    x = np.random.default_rng(0).uniform([0, 0, -3], [100, 1000, 1], size=(16, 3))
+    inside = np.repeat(spec.scale_inputs(x)[:, None, :], 3, axis=1)
+    expected = spec.unscale_outputs(np.asarray(stack(inside))[:, 1, :])  # the stack works in network units
+    member = models.export_member(stack, spec, 1)
+    assert [type(layer).__name__ for layer in member.layers][1] == "Normalization"
+    path = save_model(member, tmp_path / "m.keras")
+    loaded = keras.saving.load_model(path)  # plain Keras, no custom objects
+    np.testing.assert_allclose(np.asarray(loaded(x.astype(np.float32))), expected, rtol=2e-5, atol=0.05)
+    assert np.abs(expected[:, 0]).mean() > 1000  # outputs come back in the user's thousands
+    plain = models.NetworkSpec(3, 2, 6, 2, "tanh")
+    # The units live in the layers' config: the weights are exactly the plain MLP's (the engine's).
+    assert [w.shape for w in member.get_weights()] == [w.shape for w in models.build_mlp(plain, 0).get_weights()]

@@ -390,6 +390,28 @@ def resolve_user_systems(config: StudyConfig) -> StudyConfig:
         num_outputs=next(iter(outputs.values())), simple_source=sources[0], system_sources=tuple(sources[1:]))
 
 
+NORMALISATION_POINTS = 4096
+
+
+def with_normalisation(config: StudyConfig) -> StudyConfig:
+    """`config` with networks that work in normalised units and speak the user's at the edges:
+    inputs scaled by the big domain's centre and half-width, outputs by the mean and sd of the
+    simple model over it (so transfer starts at g's scale, whatever the units). For user systems;
+    the study's built-in runs keep plain MLPs (and their numbers)."""
+    from tlkeras.systems import system_function
+
+    box = config.big_box
+    low, high = box.bounds(config.input_dimension)
+    x = np.random.default_rng(0x5CA1E).uniform(low, high, size=(NORMALISATION_POINTS, config.input_dimension))
+    y = np.asarray(system_function(config.simple_system, config.system_params)(x), np.float64)
+    y = y.reshape(len(x), -1)
+    sd = y.std(axis=0)
+    scale = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(y.mean(axis=0))), sd, 1.0)
+    return dataclasses.replace(
+        config, input_offset=tuple(((low + high) / 2).tolist()), input_scale=tuple(((high - low) / 2).tolist()),
+        output_offset=tuple(y.mean(axis=0).tolist()), output_scale=tuple(scale.tolist()))
+
+
 def experiment1(**overrides: Any) -> StudyConfig:
     """Experiment 1: the volume sweep on Hill n = 2."""
     return StudyConfig(**overrides)

@@ -25,12 +25,11 @@ from typing import Sequence
 import numpy as np
 
 from tlkeras import user_systems
-from tlkeras.config import ConfigError, StudyConfig, resolve_user_systems
+from tlkeras.config import ConfigError, StudyConfig, resolve_user_systems, with_normalisation
 from tlkeras.domains import Domain
 from tlkeras.measurements import MEASURED, Measurements, read_measurements
 
 MANIFEST = "manifest.json"
-NORMALISATION_POINTS = 4096
 
 
 class OutputFolderError(ValueError):
@@ -73,26 +72,12 @@ def plan_fit(
                               min_rows_reason=batch_rule)
     measured_low, measured_high = found.x.min(axis=0), found.x.max(axis=0)
     region = tuple(float(v) for pair in zip(measured_low, measured_high) for v in pair)
-    offset, scale = output_scaling(config, box)
     config = dataclasses.replace(
-        config, measurements=str(Path(measurements_path).resolve()), measurement_inputs=inputs,
-        measurement_outputs=outputs, measurements_sha256=found.sha256, volumes=(found.rows,), folds=folds,
-        small_domain=region, input_offset=tuple(((low + high) / 2).tolist()),
-        input_scale=tuple(((high - low) / 2).tolist()), output_offset=offset, output_scale=scale,
+        with_normalisation(config), measurements=str(Path(measurements_path).resolve()),
+        measurement_inputs=inputs, measurement_outputs=outputs, measurements_sha256=found.sha256,
+        volumes=(found.rows,), folds=folds, small_domain=region,
     )
     return config.validate(), found
-
-
-def output_scaling(config: StudyConfig, box: Domain) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean and sd of g's outputs over the domain (a fixed sample): the networks learn outputs in
-    these units, so that transfer starts from g's scale whatever the user's units."""
-    x = np.random.default_rng(0x5CA1E).uniform(*box.bounds(config.input_dimension),
-                                               size=(NORMALISATION_POINTS, config.input_dimension))
-    function = user_systems.load_function(config.simple_system)
-    y = user_systems.call(config.simple_system, function, x)
-    sd = y.std(axis=0)
-    scale = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(y.mean(axis=0))), sd, 1.0)
-    return tuple(y.mean(axis=0).tolist()), tuple(scale.tolist())
 
 
 def check_output_folder(out: Path, overwrite: bool) -> None:
@@ -123,8 +108,14 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
     from tlkeras.rundir import RunDir
     from tlkeras.sweep import SweepRunner
 
+    from tlkeras.persistence import writer_is_running
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.building-*"):  # left by a fit that was killed
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not writer_is_running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
     building = out.parent / f".{out.name}.building-{os.getpid()}"
     if building.exists():
         shutil.rmtree(building)

@@ -163,6 +163,11 @@ class Staging:
         return path
 
 
+def writer_is_running(pid: int) -> bool:
+    """Whether process `pid` is alive (this one included; a zombie is not)."""
+    return _running(pid)
+
+
 def _running(pid: int) -> bool:
     if pid == os.getpid():
         return True

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlkeras import evaluation, faults, interrupts, plots, tracking
+from tlkeras import coverage, evaluation, faults, interrupts, plots, tracking
 from tlkeras.config import StudyConfig
 from tlkeras.jobs import EvaluationSet
 from tlkeras.persistence import load_model
@@ -216,9 +216,12 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
                                  lambda folder: tracking.write_figures(folder, figures))
     faults.point("report.tables")
     interrupts.check()  # the last safe point: a Ctrl-C after it finds the run finished
-    inside = int(EvaluationSet(config).inside.sum())
+    evaluation_set = EvaluationSet(config)
+    inside = int(evaluation_set.inside.sum())
+    calibration = coverage.coverage_rows(run_dir.path, scored, evaluation_set.x, evaluation_set.truth,
+                                         evaluation_set.inside)
     results = dict(
-        summary=summary, claims=claims, timing=timing, members=records,
+        summary=summary, claims=claims, timing=timing, members=records, coverage=calibration,
         evaluation=dict(points=config.eval_points, inside_small_domain=inside, seed=config.eval_seed),
         figures={tag: str(path.relative_to(run_dir.path)) for tag, path in figures.items()},
         environment=sessions or [],
@@ -234,6 +237,10 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "Across seeds: mean, sample sd and Student-t 95% interval of the per-model L1 mean.", "",
         markdown_table(summary), "",
         "## The study's claims, as measured", "", *[f"- {line}" for line in claims], "",
+        "## Is the spread across seeds honest? (coverage of the truth by mean ± 2 sd)", "",
+        "Share of (evaluation point, output) pairs where the noise-free truth lies within the mean ± 2",
+        "sample sd of the seeds' predictions; about 95% if the spread were calibrated.", "",
+        coverage.markdown(calibration) if calibration else "(needs at least 2 seeds)", "",
         "## Pretraining (L1 against the simple system itself)", "", markdown_table(pretrain), "",
         "## Time", "", *[f"- {k}: {v:.1f} s" if isinstance(v, float) else f"- {k}: {v}" for k, v in timing.items()],
         "", "## Machine and software (bit-identical reruns need the same; see BUILD.md)", "",
