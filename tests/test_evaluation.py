@@ -36,3 +36,15 @@ def test_summary_across_seeds_uses_student_t():
 def test_t_quantile_approaches_the_normal():
     assert evaluation.t_quantile_975(1) == 12.706
     assert 1.96 < evaluation.t_quantile_975(200) < evaluation.t_quantile_975(31) < 2.042
+
+
+def test_coverage_counts_truth_inside_mean_plus_minus_two_sd_per_region():
+    from tlkeras.coverage import coverage
+
+    truth = np.zeros((4, 1))
+    inside = np.array([True, True, False, False])
+    # Members at +-1 around a mean of 0.5 (sd = 1.15) and of 5 (far off): covered inside only.
+    predictions = np.array([[[1.5], [1.5], [6.0], [6.0]], [[-0.5], [-0.5], [4.0], [4.0]], [[0.5], [0.5], [5.0], [5.0]]])
+    result = coverage(predictions, truth, inside)
+    assert result["coverage_inside"] == 1.0 and result["coverage_outside"] == 0.0
+    assert result["error_outside"] == 5.0 and abs(result["sd_inside"] - 1.0) < 1e-12

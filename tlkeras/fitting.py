@@ -107,6 +107,7 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
     from tlkeras.fit_report import write_fit_report
     from tlkeras.rundir import RunDir
     from tlkeras.sweep import SweepRunner
+    from tlkeras.training import real_sets
 
     from tlkeras.persistence import writer_is_running
 
@@ -127,8 +128,10 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
             if flags_text:
                 directory.staging.write_text(building / "flags.txt", flags_text)
             sessions = environment.record_session(building, directory.staging)
+            sets = real_sets(config)
             directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
-                folder, ["measurements"], list(config.volumes)))
+                folder, [name for name, _ in sets] + [config.simple_name],
+                [size for _, size in sets] + [config.pretrain_size]))
             records = SweepRunner(config, directory, options).run()
             manifest = write_fit_report(directory, config, records, sessions, command)
         (building / ".lock").unlink(missing_ok=True)

@@ -108,6 +108,9 @@ class RunDir:
             raise RunDirError(f"{self.path} is not a run directory (no config.json)")
         recorded = json.loads(recorded_path.read_text())
         current = json.loads(config.to_json())
+        defaults = json.loads(StudyConfig().to_json())
+        for key in set(current) - set(recorded):  # a field newer than the run: its default then
+            recorded[key] = defaults[key]
         differences = [
             f"{key}: recorded {recorded.get(key)!r}, now {current.get(key)!r}"
             for key in sorted(set(recorded) | set(current))
