@@ -84,10 +84,10 @@ def define_protocol_flags(volumes_default: list[str] | None) -> None:
                          "--theta value.", lower_bound=0, upper_bound=study_config.MAX_DIMENSION)
     flags.DEFINE_list("big_domain", [str(v) for v in defaults.big_domain],
                       "low,high of every input (nM): pretraining, oracle and evaluation.")
-    _floats("big_domain", count=2)
+    _floats("big_domain")
     flags.DEFINE_list("small_domain", [str(v) for v in defaults.small_domain],
                       "low,high of every input (nM) for the real fine-tuning data.")
-    _floats("small_domain", count=2)
+    _floats("small_domain")
     flags.DEFINE_float("real_noise", defaults.real_noise, "Sigma of the Gaussian noise on real outputs.",
                        lower_bound=0.0)
     flags.DEFINE_float("synthetic_noise", defaults.synthetic_noise,

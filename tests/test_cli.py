@@ -196,9 +196,13 @@ def test_a_broken_simple_model_gives_one_line_and_exit_2(tmp_path, name):
 
 
 def test_the_package_installs_and_imports_from_any_folder(tmp_path):
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(REPO / "tlkeras", source / "tlkeras", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     target = tmp_path / "site"
     result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                             f"--target={target}", str(REPO)], capture_output=True, text=True, timeout=300)
+                             f"--target={target}", str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (target / "bin" / "tlkeras").exists()
     check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras.cli; print(tlkeras.__file__)"],
