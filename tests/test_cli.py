@@ -258,3 +258,30 @@ def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swe
     result = tlkeras(*quick)
     assert result.returncode == 0, result.stderr
     assert (out / "manifest.json").exists() and not list(out.parent.glob(".*"))
+
+
+BROKEN_BODIES = st.one_of(
+    st.sampled_from([0, 1, 3, 4]).map(lambda c: f"return np.zeros((len(x), {c}))"),
+    st.sampled_from([-3, -1, 1, 2]).map(lambda k: f"return np.zeros((max(0, len(x) + {k}), 2))"),
+    st.tuples(st.sampled_from(["np.nan", "np.inf", "-np.inf"]), st.integers(0, 100), st.integers(0, 1)).map(
+        lambda t: f"y = np.ones((len(x), 2)); y[{t[1]} % len(x), {t[2]}] = {t[0]}; return y"),
+    st.sampled_from(["ValueError", "ZeroDivisionError", "KeyError", "RuntimeError", "AssertionError",
+                     "MemoryError", "SystemExit"]).map(lambda e: f"raise {e}('g failed')"),
+    st.sampled_from(["None", "'text'", "{'gfp': 1}", "np.zeros((2, len(x)))", "np.zeros((len(x), 2, 1))",
+                     "x[:, 0] > 1", "[[1, 'a']] * len(x)", "np.zeros(len(x), dtype=complex)"]).map(
+        lambda v: f"return {v}"),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BROKEN_BODIES, name=st.integers(0, 10**9))
+def test_any_broken_simple_model_is_refused_in_one_line_before_any_work(tmp_path, body, name):
+    from tlkeras.config import ConfigError
+    from tlkeras.fitting import plan_fit
+
+    g = tmp_path / f"g{name}.py"  # a new file per example: a module is imported once per process
+    g.write_text(f"import numpy as np\n\ndef g(x):\n    {body}\n")
+    with pytest.raises(ConfigError) as caught:
+        plan_fit(f"{g}:g", [0, 100, 0, 1000], EXAMPLE / "plate.csv", ["aTc", "IPTG"], ["gfp", "rfp"])
+    message = str(caught.value)
+    assert "\n" not in message and str(g) in message, message
