@@ -50,7 +50,8 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert manifest["measured_region"][0][1] < 50.0 and manifest["measured_region"][1][1] < 500.0
     assert len(manifest["ensembles"]["transfer"]) == len(manifest["ensembles"]["baseline"]) == 2
     assert manifest["simple"]["sha256"] and manifest["measurements"]["rows"] == 300
-    assert set(manifest["noise_sd"]) == {"gfp", "rfp"}
+    assert set(manifest["noise_sd"]) == {"transfer", "baseline"}
+    assert set(manifest["noise_sd"]["baseline"]) == {"gfp", "rfp"}
     report = (out / "report.md").read_text()
     assert "5-fold cross-validated error" in report and "| transfer | gfp |" in report
     assert (out / "figures" / "fit_slices.png").stat().st_size > 10_000

@@ -95,11 +95,19 @@ def test_a_normalised_member_speaks_user_units_and_loads_in_plain_keras(tmp_path
     inside = np.repeat(spec.scale_inputs(x)[:, None, :], 3, axis=1)
     expected = spec.unscale_outputs(np.asarray(stack(inside))[:, 1, :])  # the stack works in network units
     member = models.export_member(stack, spec, 1)
-    assert [type(layer).__name__ for layer in member.layers][1] == "Normalization"
+    assert [type(layer).__name__ for layer in member.layers][1] == "Rescaling"
     path = save_model(member, tmp_path / "m.keras")
     loaded = keras.saving.load_model(path)  # plain Keras, no custom objects
     np.testing.assert_allclose(np.asarray(loaded(x.astype(np.float32))), expected, rtol=2e-5, atol=0.05)
     assert np.abs(expected[:, 0]).mean() > 1000  # outputs come back in the user's thousands
     plain = models.NetworkSpec(3, 2, 6, 2, "tanh")
+    # Any scale, molar units included (a Normalization layer's 1e-7 floor would distort these).
+    molar = models.NetworkSpec(1, 1, 4, 1, "tanh", input_offset=(5e-9,), input_scale=(5e-9,),
+                               output_offset=(2e-9,), output_scale=(3e-10,))
+    tiny = models.build_mlp(molar, seed=0)
+    plain_tiny = models.build_mlp(models.NetworkSpec(1, 1, 4, 1, "tanh"), seed=0)
+    x_molar = np.array([[0.0], [7e-9]], np.float32)
+    np.testing.assert_allclose(np.asarray(tiny(x_molar)),
+                               molar.unscale_outputs(np.asarray(plain_tiny(molar.scale_inputs(x_molar)))), rtol=1e-5)
     # The units live in the layers' config: the weights are exactly the plain MLP's (the engine's).
     assert [w.shape for w in member.get_weights()] == [w.shape for w in models.build_mlp(plain, 0).get_weights()]

@@ -152,3 +152,23 @@ def test_built_in_systems_are_unchanged_by_the_generalisation():
     config = study_config.StudyConfig().validate()
     assert config.network.layer_sizes()[0] == (2, 10) and config.input_dimension == 2
     assert config.system_names() == ["hill2"] and config.simple_name == "synthetic"
+
+
+def test_a_fault_the_probe_missed_is_still_one_config_error_before_any_work(tmp_path):
+    from tlkeras.config import with_normalisation
+
+    g = tmp_path / "banded.py"  # NaN on a narrow band of the domain: the probe's 28 points miss it
+    g.write_text("import numpy as np\ndef g(x):\n    y = x ** 2\n    y[(x > 9.99) & (x < 10.01)] = np.nan\n    return y\n")
+    config = resolve_user_systems(StudyConfig(simple_system=f"{g}:g", systems=(f"{g}:g",), num_inputs=2,
+                                              big_domain=(0, 20), small_domain=(0, 10)))
+    with pytest.raises(ConfigError, match=r"banded.py:g returned nan .* after the probe"):
+        with_normalisation(config)
+
+
+def test_a_real_system_named_like_the_simple_one_but_elsewhere_is_refused(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.py").write_text("def g(x):\n    return x\n")
+    with pytest.raises(ConfigError, match=r"names other than the simple system's \('model.g'"):
+        resolve_user_systems(StudyConfig(simple_system=f"{tmp_path}/a/model.py:g",
+                                         systems=(f"{tmp_path}/b/model.py:g",))).validate()

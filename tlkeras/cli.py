@@ -149,7 +149,7 @@ def _run_fit(v: flags.FlagValues) -> None:
     if v.pretrain_epochs >= v.epochs:
         fail(f"--pretrain_epochs={v.pretrain_epochs} must be smaller than --epochs={v.epochs} "
              "(fine-tuning needs at least one epoch)")
-    out = Path(v.out)
+    out = Path(v.out).resolve()
     cache_dir = Path(v.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlkeras") \
         if v.cache else None
     try:
@@ -179,7 +179,8 @@ def _run_fit(v: flags.FlagValues) -> None:
     if interrupts.requested():
         fail("interrupted before the fit started; nothing was written", 130)
     say(f"fitting {found.rows} measurements of {', '.join(config.measurement_outputs)} from {found.path}; "
-        f"{len(config.seeds)} seeds, {config.folds}-fold cross-validation; model folder: {out}")
+        f"{len(config.seeds)} seeds, " + (f"{config.folds}-fold cross-validation" if config.folds else
+        "no cross-validation") + f"; model folder: {out}")
     options = SweepOptions(workers=v.workers, cache_dir=cache_dir, report=print_report)
     command = "tlkeras fit " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["fit"] else ""
     flag_lines = "".join(v[name].serialize() + "\n" for name in sorted(v) if v[name].serialize()
@@ -282,6 +283,8 @@ def _run_evaluate(v: flags.FlagValues) -> None:
         _check_arm(v, manifest)
         found = read_measurements(v.measurements, manifest["inputs"], manifest["outputs"])
         if v.out:
+            if Path(v.out).is_dir():
+                raise ValueError(f"--out={v.out} is a folder; give a JSON file name")
             folders.check_writable(Path(v.out).resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
@@ -295,7 +298,7 @@ def _run_evaluate(v: flags.FlagValues) -> None:
     for name, score in scores.items():
         print(f"{name:<16}{score['l1']:>12.4g}{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}")
     if v.out:
-        Path(v.out).write_text(json.dumps(dict(model=str(v.model), measurements=str(found.path), sha256=found.sha256,
+        _write_text(Path(v.out), json.dumps(dict(model=str(v.model), measurements=str(found.path), sha256=found.sha256,
                                                arm=v.arm or manifest["default_arm"], scores=scores), indent=2) + "\n")
         print(f"wrote {v.out}")
 
@@ -326,17 +329,31 @@ def _inside(x, box) -> "object":
     return np.all((x >= box[:, 0]) & (x <= box[:, 1]), axis=1)
 
 
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        fail(f"could not write {path}: {error.strerror or error}", 1)
+
+
 def _write_csv(path: Path, header: list[str], columns: list) -> None:
     """Written beside `path` and renamed into place: a reader never sees half a file."""
     import csv
 
     temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
-    with temporary.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in zip(*columns):
-            writer.writerow([repr(float(value)) for value in row])  # round-trips exactly
-    os.replace(temporary, path)
+    try:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            for row in zip(*columns):
+                writer.writerow([repr(float(value)) for value in row])  # round-trips exactly
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        fail(f"could not write {path}: {error.strerror or error}", 1)
 
 
 REQUIRED = {"fit": ("simple", "domain", "measurements", "inputs", "outputs", "out"), "predict": ("model", "out"),

@@ -264,6 +264,10 @@ class StudyConfig:
                 raise ConfigError(f"{field_name}={name!r} is not allowed: {error}") from None
         names = self.system_names()
         _require(len(set(names)) == len(names), "systems", self.systems, "each system once")
+        for reference, name in zip(self.systems, names):
+            _require(name != self.simple_name or reference == self.simple_system, "systems", self.systems,
+                     f"names other than the simple system's ({self.simple_name!r} is {self.simple_system!r}); "
+                     "rename one of the files or functions")
         for name in ("num_inputs", "num_outputs"):
             _integer(name, getattr(self, name), 0, MAX_DIMENSION)
         builtin = [n for _, n in named if not user_systems.is_reference(n)]
@@ -403,7 +407,10 @@ def with_normalisation(config: StudyConfig) -> StudyConfig:
     box = config.big_box
     low, high = box.bounds(config.input_dimension)
     x = np.random.default_rng(0x5CA1E).uniform(low, high, size=(NORMALISATION_POINTS, config.input_dimension))
-    y = np.asarray(system_function(config.simple_system, config.system_params)(x), np.float64)
+    try:
+        y = np.asarray(system_function(config.simple_system, config.system_params)(x), np.float64)
+    except user_systems.SystemReferenceError as error:  # the probe's points were fine, these not
+        raise ConfigError(f"{error} (on {NORMALISATION_POINTS} points of the domain, after the probe)") from None
     y = y.reshape(len(x), -1)
     sd = y.std(axis=0)
     scale = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(y.mean(axis=0))), sd, 1.0)

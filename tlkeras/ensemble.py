@@ -22,9 +22,10 @@ MAX_GRID_POINTS = 1_000_000
 class Ensemble:
     """The members of one arm of a fitted model."""
 
-    def __init__(self, models: list, manifest: dict):
+    def __init__(self, models: list, manifest: dict, arm: str):
         self.models = models
         self.manifest = manifest
+        self.arm = arm
 
     @property
     def inputs(self) -> list[str]:
@@ -41,8 +42,8 @@ class Ensemble:
 
     @property
     def noise_sd(self) -> np.ndarray:
-        """The fitted measurement-noise estimate per output (zeros if the fit had no CV)."""
-        noise = self.manifest.get("noise_sd") or {}
+        """This arm's fitted measurement-noise estimate per output (zeros if the fit had no CV)."""
+        noise = (self.manifest.get("noise_sd") or {}).get(self.arm) or {}
         return np.asarray([noise.get(name, 0.0) for name in self.outputs], np.float64)
 
     @staticmethod
@@ -54,10 +55,10 @@ class Ensemble:
         if arm not in manifest["ensembles"] or not manifest["ensembles"][arm]:
             raise ModelFileError(f"model folder {folder} has no {arm!r} ensemble; it has "
                                  f"{', '.join(a for a, p in manifest['ensembles'].items() if p)}")
-        return Ensemble.from_files([folder / p for p in manifest["ensembles"][arm]], manifest)
+        return Ensemble.from_files([folder / p for p in manifest["ensembles"][arm]], manifest, arm)
 
     @staticmethod
-    def from_files(paths: Sequence[Path], manifest: dict) -> "Ensemble":
+    def from_files(paths: Sequence[Path], manifest: dict, arm: str) -> "Ensemble":
         from tlkeras.persistence import load_model
 
         models = []
@@ -68,7 +69,7 @@ class Ensemble:
                 raise ModelFileError(f"model file {path} maps {shape[0]} inputs to {shape[1]} outputs; the "
                                      f"manifest names {len(manifest['inputs'])} and {len(manifest['outputs'])}")
             models.append(model)
-        return Ensemble(models, manifest)
+        return Ensemble(models, manifest, arm)
 
     def member_predictions(self, x: np.ndarray) -> np.ndarray:
         """[members, points, outputs] in the user's units."""

@@ -27,6 +27,7 @@ from tlkeras.rundir import RunDir
 from tlkeras.training import PRETRAIN
 
 SLICE_POINTS = 121
+MAX_PANELS = 8  # inputs (and outputs) drawn in the slices figure; the rest are in predict's reach
 
 
 def cross_validation(config: StudyConfig, records: list[dict], arm: str) -> dict | None:
@@ -60,7 +61,8 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
     found = of_config(config)
     outputs = list(config.measurement_outputs)
     cv = {arm: cross_validation(config, records, arm) for arm in config.arms}
-    noise = cv["transfer"]["ensemble_rmse"] if cv.get("transfer") else None
+    # Each arm's own noise estimate: the RMSE of its ensemble's held-out predictions.
+    noise = {arm: dict(zip(outputs, values["ensemble_rmse"].tolist())) for arm, values in cv.items() if values}
     ensembles = {
         arm: sorted((r["model"] for r in records if r["arm"] == arm and r["system"] == MEASURED),
                     key=lambda path: int(Path(path).stem.removeprefix("seed")))
@@ -74,8 +76,8 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         domain=domain.tolist(), measured_region=region.tolist(),
         seeds=list(config.seeds), default_arm="transfer" if "transfer" in config.arms else config.arms[0],
         ensembles=ensembles,
-        noise_sd=dict(zip(outputs, noise.tolist())) if noise is not None else None,
-        noise_sd_meaning="RMSE of the transfer ensemble's cross-validated predictions (noise + model error)",
+        noise_sd=noise or None,
+        noise_sd_meaning="per arm: RMSE of its ensemble's cross-validated predictions (noise + model error)",
         simple=dict(reference=config.simple_system, sha256=config.simple_source),
         measurements=dict(path=config.measurements, sha256=config.measurements_sha256, rows=found.rows),
         folds=config.folds, command=command, created=time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -142,8 +144,9 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
             lines += ["", "Transfer / baseline ensemble RMSE: " + ", ".join(
                 f"{name} {r:.3f}" for name, r in zip(outputs, ratio)) + " (below 1: transfer is better here)"]
         if manifest["noise_sd"]:
-            lines += ["", "Noise estimate used by `tlkeras evaluate` (transfer ensemble CV RMSE): " + ", ".join(
-                f"{k} {v:.4g}" for k, v in manifest["noise_sd"].items())]
+            lines += ["", "Noise estimate `tlkeras evaluate` adds to each arm's spread (its ensemble's CV RMSE): "
+                      + "; ".join(f"{arm}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+                                  for arm, values in manifest["noise_sd"].items())]
         lines.append("")
     fits = [r for r in records if r["system"] == MEASURED]
     if fits:
@@ -171,7 +174,7 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path)
     """Slices of both ensembles through the measured region's centre, and for two inputs maps of
     the transfer ensemble's mean and spread."""
     found = of_config(config)
-    ensembles = {arm: Ensemble.from_files([run_dir.path / p for p in paths], manifest)
+    ensembles = {arm: Ensemble.from_files([run_dir.path / p for p in paths], manifest, arm)
                  for arm, paths in manifest["ensembles"].items() if paths}
     domain = np.asarray(manifest["domain"])
     region = np.asarray(manifest["measured_region"])
@@ -179,14 +182,19 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path)
     simple = _simple_function(config)
     figures = {}
     slices = {}
-    for i in range(config.input_dimension):
+    for i in range(min(config.input_dimension, MAX_PANELS)):
         axis = np.linspace(domain[i, 0], domain[i, 1], SLICE_POINTS)
         x = np.repeat(centre[None], SLICE_POINTS, axis=0)
         x[:, i] = axis
         slices[i] = (axis, {arm: e.predict(x) for arm, e in ensembles.items()}, simple(x))
+    shown_outputs = manifest["outputs"][:MAX_PANELS]
+    slices = {i: (axis, {arm: (m[:, :MAX_PANELS], s[:, :MAX_PANELS]) for arm, (m, s) in by_arm.items()},
+                  simple_y[:, :MAX_PANELS]) for i, (axis, by_arm, simple_y) in slices.items()}
+    more = "" if (config.input_dimension <= MAX_PANELS and len(manifest["outputs"]) <= MAX_PANELS) else \
+        f"; the first {MAX_PANELS} inputs and outputs"
     figures["fit_slices"] = plots.plot_slices(
-        folder / "fit_slices.png", slices, manifest["inputs"], manifest["outputs"], region, centre,
-        "ensemble mean ± 2 sd along each input (others at the measured region's centre)")
+        folder / "fit_slices.png", slices, manifest["inputs"], shown_outputs, region, centre,
+        f"ensemble mean ± 2 sd along each input (others at the measured region's centre{more})")
     if config.input_dimension == 2 and "transfer" in ensembles:
         grid, axes = grid_points(domain, 61)
         mean, sd = ensembles["transfer"].predict(grid)

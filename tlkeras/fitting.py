@@ -67,9 +67,11 @@ def plan_fit(
     if config.num_outputs != len(outputs):
         raise ConfigError(f"{simple} returns {config.num_outputs} outputs, but {len(outputs)} output columns "
                           f"are named ({','.join(outputs)})")
-    batch_rule = f" (--batch_size={config.batch_size}: at least one full batch)"
-    found = read_measurements(measurements_path, inputs, outputs, box, min_rows=max(config.batch_size, folds, 2),
-                              min_rows_reason=batch_rule)
+    if folds > config.batch_size:
+        needed, reason = folds, f" (--folds={folds}: at least one row per fold)"
+    else:
+        needed, reason = max(config.batch_size, 2), f" (--batch_size={config.batch_size}: at least one full batch)"
+    found = read_measurements(measurements_path, inputs, outputs, box, min_rows=needed, min_rows_reason=reason)
     measured_low, measured_high = found.x.min(axis=0), found.x.max(axis=0)
     region = tuple(float(v) for pair in zip(measured_low, measured_high) for v in pair)
     config = dataclasses.replace(
@@ -111,9 +113,10 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
 
     from tlkeras.persistence import writer_is_running
 
-    out = Path(out)
+    out = Path(out).resolve()  # '.' has no name to build beside
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.building-*"):  # left by a fit that was killed
+    leftovers = [*out.parent.glob(f".{out.name}.building-*"), *out.parent.glob(f".{out.name}.replaced-*")]
+    for stale in leftovers:  # left by a fit that was killed
         pid = stale.name.rsplit("-", 1)[1]
         if pid.isdigit() and not writer_is_running(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)

@@ -28,15 +28,17 @@ def _layer_seed(seed: int, layer_index: int) -> int:
 def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
     """A plain Keras functional MLP: Glorot-uniform kernels from `seed`, zero biases.
 
-    With a normalised spec, the model takes and returns the user's units: a Normalization layer
-    scales the inputs, an inverted one the outputs (Keras' own layers: `keras.saving.load_model`
+    With a normalised spec, the model takes and returns the user's units: a Rescaling layer maps
+    the inputs to the network's units, another maps its outputs back (Keras' own layer, exact at
+    any scale, unlike Normalization's variance with its 1e-7 floor; `keras.saving.load_model`
     loads it without custom objects). The Dense layers are the same either way.
     """
     inputs = keras.Input(shape=(spec.num_inputs,), name="x")
     hidden = inputs
     if spec.normalised:
-        hidden = keras.layers.Normalization(
-            mean=list(spec.input_offset), variance=[s * s for s in spec.input_scale], name="input_units"
+        hidden = keras.layers.Rescaling(
+            scale=[1.0 / s for s in spec.input_scale],
+            offset=[-m / s for m, s in zip(spec.input_offset, spec.input_scale)], name="input_units",
         )(hidden)
     layer_sizes = spec.layer_sizes()
     for index, (_, fan_out) in enumerate(layer_sizes):
@@ -49,9 +51,8 @@ def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
             name="output" if is_output else f"hidden_{index}",
         )(hidden)
     if spec.normalised:
-        hidden = keras.layers.Normalization(
-            mean=list(spec.output_offset), variance=[s * s for s in spec.output_scale], invert=True,
-            name="output_units",
+        hidden = keras.layers.Rescaling(
+            scale=list(spec.output_scale), offset=list(spec.output_offset), name="output_units"
         )(hidden)
     return keras.Model(inputs, hidden, name=name)
 

@@ -115,10 +115,11 @@ def plot_slices(
     """A fit along each input: rows are outputs, columns inputs. `slices[i]` = (axis values,
     {arm: (mean, sd)}, simple model's outputs), each [points, outputs]; the measured range of the
     input is shaded, the band is mean ± 2 sd across the ensemble's members."""
-    figure, axes = plt.subplots(len(outputs), len(inputs), figsize=(4.2 * len(inputs), 3.0 * len(outputs)),
+    figure, axes = plt.subplots(len(outputs), len(slices), figsize=(4.2 * len(slices), 3.0 * len(outputs)),
                                 squeeze=False, constrained_layout=True)
     for col, (axis_values, by_arm, simple) in slices.items():
         others = ", ".join(f"{n}={c:.3g}" for j, (n, c) in enumerate(zip(inputs, centre)) if j != col)
+        others = others if len(inputs) <= 4 else "others at the centre"
         for row, name in enumerate(outputs):
             axis = axes[row, col]
             axis.axvspan(region[col, 0], region[col, 1], color="0.9", label="measured range")
