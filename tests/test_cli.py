@@ -113,9 +113,11 @@ def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "e.json").read_text())["scores"]
     assert set(scores) == {"gfp", "rfp"}
-    for score in scores.values():
+    for by_region in scores.values():
+        score = by_region["all"]
         assert 0 < score["l1"] < score["rmse"] * 1.5 and 0 <= score["coverage_2sd"] <= 1 and score["rows"] == 80
         assert score["coverage_2sd"] >= score["coverage_2sd_without_noise"]
+        assert by_region["inside_measured"]["rows"] + by_region["outside_measured"]["rows"] == 80
     assert "coverage" in result.stdout and "gfp" in result.stdout
 
 

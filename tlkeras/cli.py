@@ -290,13 +290,14 @@ def _run_evaluate(v: flags.FlagValues) -> None:
         fail(str(error))
     ensemble = _load_ensemble(v)
     scores = ensemble.evaluate(found.x, found.y)
-    inside = _inside(found.x, manifest["measured_region"])
-    print(f"{found.rows} rows of {found.path} ({int(inside.sum())} inside the measured region); "
-          f"{len(ensemble.models)} {v.arm or manifest['default_arm']} members")
-    print(f"{'output':<16}{'L1':>12}{'RMSE':>12}{'coverage':>10}  (mean ± 2 sd, sd with noise estimate "
-          f"{', '.join(f'{s:.3g}' for s in ensemble.noise_sd)})")
-    for name, score in scores.items():
-        print(f"{name:<16}{score['l1']:>12.4g}{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}")
+    print(f"{found.rows} rows of {found.path}; {len(ensemble.models)} {ensemble.arm} members; coverage: "
+          f"rows within mean ± 2 sd, sd with the noise estimate {', '.join(f'{s:.4g}' for s in ensemble.noise_sd)}")
+    print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}")
+    for name, by_region in scores.items():
+        for where, score in by_region.items():
+            if score["rows"]:
+                print(f"{name:<14}{where.replace('_', ' '):<18}{score['rows']:>5}{score['l1']:>12.4g}"
+                      f"{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}")
     if v.out:
         _write_text(Path(v.out), json.dumps(dict(model=str(v.model), measurements=str(found.path), sha256=found.sha256,
                                                arm=v.arm or manifest["default_arm"], scores=scores), indent=2) + "\n")

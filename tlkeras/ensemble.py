@@ -84,18 +84,28 @@ class Ensemble:
         return predictions.mean(axis=0), sd
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict:
-        """L1 and RMSE of the ensemble mean per output, and the share of rows inside mean ± 2 sd
-        with the noise estimate added (sd_total^2 = sd_ensemble^2 + noise^2), per output."""
+        """Per output, over all rows and separately over those inside and outside the measured
+        region: L1 and RMSE of the ensemble mean, and the share of rows inside mean ± 2 sd with the
+        noise estimate added (sd_total^2 = sd_ensemble^2 + noise^2) and without it."""
+        x = np.asarray(x, np.float64)
         mean, sd = self.predict(x)
         residuals = mean - np.asarray(y, np.float64)
         total = np.sqrt(sd**2 + self.noise_sd**2)
-        covered = np.abs(residuals) <= 2 * total
-        return {name: dict(l1=float(np.mean(np.abs(residuals[:, o]))),
-                           rmse=float(np.sqrt(np.mean(residuals[:, o] ** 2))),
-                           coverage_2sd=float(covered[:, o].mean()),
-                           coverage_2sd_without_noise=float((np.abs(residuals[:, o]) <= 2 * sd[:, o]).mean()),
-                           rows=int(len(residuals)))
-                for o, name in enumerate(self.outputs)}
+        region = np.asarray(self.manifest["measured_region"], np.float64)
+        inside = np.all((x >= region[:, 0]) & (x <= region[:, 1]), axis=1)
+        scores = {}
+        for o, name in enumerate(self.outputs):
+            scores[name] = {}
+            for where, rows in (("all", np.ones(len(x), bool)), ("inside_measured", inside),
+                                ("outside_measured", ~inside)):
+                r, t, s = residuals[rows, o], total[rows, o], sd[rows, o]
+                scores[name][where] = dict(
+                    rows=int(rows.sum()),
+                    l1=float(np.mean(np.abs(r))) if rows.any() else None,
+                    rmse=float(np.sqrt(np.mean(r**2))) if rows.any() else None,
+                    coverage_2sd=float(np.mean(np.abs(r) <= 2 * t)) if rows.any() else None,
+                    coverage_2sd_without_noise=float(np.mean(np.abs(r) <= 2 * s)) if rows.any() else None)
+        return scores
 
 
 def read_manifest(folder: Path) -> dict:
