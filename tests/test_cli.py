@@ -60,6 +60,12 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert not (out / ".partial").exists() and not (out / ".lock").exists()
     # 2 seeds x 2 arms x (all rows + 5 folds) + 2 pretrained.
     assert len(list(out.glob("models/**/*.keras"))) == 2 * 2 * 6 + 2
+    import tensorflow as tf
+
+    events = list((out / "tensorboard" / "transfer" / "measurements-fold3").glob("n*/seed1/events.out.tfevents.*"))
+    tags = {value.tag for path in events for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value}
+    assert {"train/loss", "eval/l1_mean", "eval/point_error"} <= tags
 
 
 def test_each_member_loads_in_plain_keras_and_speaks_the_users_units(fitted):
