@@ -50,6 +50,8 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert manifest["measured_region"][0][1] < 50.0 and manifest["measured_region"][1][1] < 500.0
     assert len(manifest["ensembles"]["transfer"]) == len(manifest["ensembles"]["baseline"]) == 2
     assert manifest["simple"]["sha256"] and manifest["measurements"]["rows"] == 300
+    assert "--inputs=aTc,IPTG" in manifest["flags"] and "--preset=quick" in manifest["flags"]
+    assert (out / "flags.txt").read_text().splitlines() == manifest["flags"]
     assert set(manifest["noise_sd"]) == {"transfer", "baseline"}
     assert set(manifest["noise_sd"]["baseline"]) == {"gfp", "rfp"}
     report = (out / "report.md").read_text()

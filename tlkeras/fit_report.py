@@ -56,7 +56,7 @@ def cross_validation(config: StudyConfig, records: list[dict], arm: str) -> dict
 
 
 def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], sessions: list[dict],
-                     command: str = "") -> dict:
+                     command: str = "", flags_text: str = "") -> dict:
     """report.md, results.json, figures (PNG and in TensorBoard) and manifest.json."""
     found = of_config(config)
     outputs = list(config.measurement_outputs)
@@ -81,7 +81,8 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         simple=dict(reference=config.simple_system, sha256=config.simple_source),
         measurements=dict(path=config.measurements, sha256=config.measurements_sha256, rows=found.rows),
         folds=config.folds, command=command, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-        config="config.json", flags="flags.txt",
+        flags=[line for line in flags_text.splitlines() if line],  # rerun: tlkeras fit --flagfile=flags.txt
+        config="config.json",
     )
     faults.point("report.figures")
     drawn: dict[str, Path] = {}

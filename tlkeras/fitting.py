@@ -136,7 +136,7 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
                 folder, [name for name, _ in sets] + [config.simple_name],
                 [size for _, size in sets] + [config.pretrain_size]))
             records = SweepRunner(config, directory, options).run()
-            manifest = write_fit_report(directory, config, records, sessions, command)
+            manifest = write_fit_report(directory, config, records, sessions, command, flags_text)
         (building / ".lock").unlink(missing_ok=True)
         if directory.staging.folder.is_dir() and not any(directory.staging.folder.iterdir()):
             directory.staging.folder.rmdir()
