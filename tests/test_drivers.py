@@ -133,6 +133,12 @@ def test_exp1_driver_sweeps_volumes(tmp_path):
     assert rows == {("transfer", "hill3", 40), ("transfer", "hill3", 96), ("baseline", "hill3", 40),
                     ("baseline", "hill3", 96), ("oracle", "hill3", 128)}
     assert (run / "figures/fig4_l1_by_volume_hill3.png").is_file()
+    # The headline and the spread's calibration, computed from the members it lists.
+    (headline,) = results["headline"]
+    assert headline["system"] == "hill3" and [t["volume"] for t in headline["tests"]] == [40, 96]
+    assert set(headline["saving"]) == {"40", "96"} and set(headline["oracle_reach"]) == {"transfer", "baseline"}
+    assert {(c["arm"], c["seeds"]) for c in results["coverage"]} >= {("transfer", 2), ("baseline", 2)}
+    assert "How much real data does transfer save?" in (run / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
