@@ -48,3 +48,6 @@ def test_coverage_counts_truth_inside_mean_plus_minus_two_sd_per_region():
     result = coverage(predictions, truth, inside)
     assert result["coverage_inside"] == 1.0 and result["coverage_outside"] == 0.0
     assert result["error_outside"] == 5.0 and abs(result["sd_inside"] - 1.0) < 1e-12
+    # Averaging is itself a strategy: the mean's L1 (0.5 inside, 5 outside) beats its members' mean L1.
+    assert result["ensemble_l1"] == (0.5 + 0.5 + 5 + 5) / 4
+    assert result["member_l1_mean"] > result["ensemble_l1"]
