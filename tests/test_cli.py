@@ -1,6 +1,6 @@
 """The `tlkeras` command on the copyable example: fit, predict, evaluate; bad input refused.
 
-Runs `python -m tlkeras.cli` (what the `tlkeras` console script calls) in fresh processes, as a
+Runs `python -m tlkeras_cli` (experiments/tlkeras_cli.py) (what the `tlkeras` console script calls) in fresh processes, as a
 user would, with the quick preset.
 """
 
@@ -27,7 +27,7 @@ FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,100
 def tlkeras(*args, cwd=REPO, timeout=600):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tlkeras_cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 
 
@@ -209,6 +209,8 @@ def test_a_broken_simple_model_gives_one_line_and_exit_2(tmp_path, name):
 def test_the_package_installs_and_imports_from_any_folder(tmp_path):
     source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
     shutil.copytree(REPO / "tlkeras", source / "tlkeras", ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "experiments").mkdir()
+    shutil.copy(REPO / "experiments" / "tlkeras_cli.py", source / "experiments" / "tlkeras_cli.py")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     target = tmp_path / "site"
@@ -216,7 +218,7 @@ def test_the_package_installs_and_imports_from_any_folder(tmp_path):
                              f"--target={target}", str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (target / "bin" / "tlkeras").exists()
-    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras.cli; print(tlkeras.__file__)"],
+    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras_cli; print(tlkeras.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(target)))
     assert check.returncode == 0 and str(target) in check.stdout, check.stderr
     usage = subprocess.run([str(target / "bin" / "tlkeras"), "--help"], capture_output=True, text=True, cwd=tmp_path,
@@ -257,12 +259,12 @@ def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swe
     quick = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
              "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
     env = dict(os.environ, TLKERAS_FAULT="sigint@record.written#3")
-    result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
                             cwd=REPO, env=env, timeout=300)
     assert result.returncode == 130 and "nothing was written to --out" in result.stderr, result.stderr
     assert not out.exists() and not list(out.parent.glob(".*"))
     env = dict(os.environ, TLKERAS_FAULT="kill@record.written#2")
-    result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
                             cwd=REPO, env=env, timeout=300)
     assert result.returncode == -9 and not out.exists()
     assert len(list(out.parent.glob(".plate1.building-*"))) == 1  # what a killed process leaves

@@ -6,9 +6,9 @@
     tlkeras evaluate --model=models/plate1 --measurements=test.csv
 
 Arguments -> config -> one library call (`fitting.run_fit`, `ensemble.Ensemble`); no training
-logic here. This is the one module of the package that reads a command line: the console script
-must live in the installed package. Each command parses into its own `absl.flags.FlagValues`, so
-no global flag state exists and the library never sees a flag. Every bad input is one line on
+logic here. A driver like exp1.py and exp2.py, it lives beside them in experiments/ (flags stay
+out of the library); pyproject.toml installs it as the top-level module `tlkeras_cli` behind the
+`tlkeras` console script. Each command parses into its own `absl.flags.FlagValues`. Every bad input is one line on
 stderr and exit status 2 before any work; Ctrl-C is 130; a failure mid-run 1.
 """
 
