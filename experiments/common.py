@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, n
 from absl import flags  # noqa: E402
 
 from tlkeras import config as study_config  # noqa: E402
-from tlkeras import faults, folders, interrupts  # noqa: E402
+from tlkeras import faults, folders, interrupts, user_config  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
@@ -176,9 +176,9 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
         )
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).
-        config = study_config.resolve_user_systems(config)
+        config = user_config.resolve_user_systems(config)
         if config.uses_references:
-            config = study_config.with_normalisation(config.validate())
+            config = user_config.with_normalisation(config.validate())
         return config.validate()
     except study_config.ConfigError as error:
         message = str(error)

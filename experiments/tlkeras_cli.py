@@ -23,6 +23,7 @@ from absl import flags
 
 from tlkeras import config as study_config
 from tlkeras import folders, interrupts
+from tlkeras.domains import Domain
 
 USAGE = """usage: tlkeras <command> [--flags]
 
@@ -248,7 +249,7 @@ def _run_predict(v: flags.FlagValues) -> None:
         fail(str(error))
     ensemble = _load_ensemble(v)
     mean, sd = ensemble.predict(x)
-    outside = int((~_inside(x, manifest["domain"])).sum())
+    outside = int((~Domain.from_pairs(manifest["domain"]).contains(x)).sum())
     if outside:
         print(f"warning: {outside} of {len(x)} points lie outside the model's domain; the simple model taught "
               "it nothing there", file=sys.stderr)
@@ -321,13 +322,6 @@ def _load_ensemble(v: flags.FlagValues):
         return Ensemble.load(Path(v.model), v.arm)
     except ModelFileError as error:
         fail(str(error))
-
-
-def _inside(x, box) -> "object":
-    import numpy as np
-
-    box = np.asarray(box, np.float64)
-    return np.all((x >= box[:, 0]) & (x <= box[:, 1]), axis=1)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -7,7 +7,8 @@ import pytest
 
 from tlkeras import config as study_config
 from tlkeras import data, training, user_systems
-from tlkeras.config import ConfigError, StudyConfig, resolve_user_systems
+from tlkeras.config import ConfigError, StudyConfig
+from tlkeras.user_config import resolve_user_systems
 from tlkeras.domains import Domain
 
 MODELS = textwrap.dedent('''
@@ -155,7 +156,7 @@ def test_built_in_systems_are_unchanged_by_the_generalisation():
 
 
 def test_a_fault_the_probe_missed_is_still_one_config_error_before_any_work(tmp_path):
-    from tlkeras.config import with_normalisation
+    from tlkeras.user_config import with_normalisation
 
     g = tmp_path / "banded.py"  # NaN on a narrow band of the domain: the probe's 28 points miss it
     g.write_text("import numpy as np\ndef g(x):\n    y = x ** 2\n    y[(x > 9.99) & (x < 10.01)] = np.nan\n    return y\n")

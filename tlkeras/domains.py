@@ -21,6 +21,12 @@ class Domain:
     high: float | tuple[float, ...]
 
     @staticmethod
+    def from_pairs(pairs) -> "Domain":
+        """From [[low, high], ...] per input (as a model folder's manifest writes them)."""
+        pairs = np.asarray(pairs, np.float64).reshape(-1, 2)
+        return Domain(tuple(pairs[:, 0].tolist()), tuple(pairs[:, 1].tolist()))
+
+    @staticmethod
     def from_values(values: Sequence[float], dimension: int) -> "Domain":
         """`low,high` for every input or `low1,high1,...` per input (see the module doc)."""
         values = [float(v) for v in values]

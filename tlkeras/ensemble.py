@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tlkeras.domains import Domain
 from tlkeras.errors import ModelFileError  # TensorFlow is imported when models are loaded
 
 MANIFEST = "manifest.json"
@@ -91,8 +92,7 @@ class Ensemble:
         mean, sd = self.predict(x)
         residuals = mean - np.asarray(y, np.float64)
         total = np.sqrt(sd**2 + self.noise_sd**2)
-        region = np.asarray(self.manifest["measured_region"], np.float64)
-        inside = np.all((x >= region[:, 0]) & (x <= region[:, 1]), axis=1)
+        inside = Domain.from_pairs(self.manifest["measured_region"]).contains(x)
         scores = {}
         for o, name in enumerate(self.outputs):
             scores[name] = {}

@@ -25,7 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from tlkeras import user_systems
-from tlkeras.config import ConfigError, StudyConfig, resolve_user_systems, with_normalisation
+from tlkeras.config import ConfigError, StudyConfig
+from tlkeras.user_config import resolve_user_systems, with_normalisation
 from tlkeras.domains import Domain
 from tlkeras.measurements import MEASURED, Measurements, read_measurements
 

@@ -147,7 +147,7 @@ class Staging:
             return removed
         for item in self.folder.iterdir():
             writer = item.name.split(".", 1)[0]
-            if writer.isdigit() and _running(int(writer)):
+            if writer.isdigit() and writer_is_running(int(writer)):
                 continue
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item, ignore_errors=True)
@@ -165,10 +165,6 @@ class Staging:
 
 def writer_is_running(pid: int) -> bool:
     """Whether process `pid` is alive (this one included; a zombie is not)."""
-    return _running(pid)
-
-
-def _running(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlkeras import coverage, evaluation, faults, interrupts, plots, statistics, tracking
+from tlkeras import coverage, evaluation, faults, headline, interrupts, plots, tracking
 from tlkeras.config import StudyConfig
 from tlkeras.jobs import EvaluationSet
 from tlkeras.persistence import load_model
@@ -96,69 +96,6 @@ def check_claims(config: StudyConfig, summary: list[dict]) -> list[str]:
             f"{', '.join(f'{s}: {m:.3f}' for s, m in transfer_means)} "
             f"(max/min = {max(values) / min(values):.2f})."
         )
-    return lines
-
-
-def headline(config: StudyConfig, records: list[dict]) -> list[dict]:
-    """Per system: transfer's real-data saving against the baseline at equal L1 and its smallest N
-    within 25% of the oracle, with bootstrap intervals over seeds, and paired Wilcoxon tests per
-    volume (`statistics.py`). Seeds missing from an arm or volume are left out of all of them."""
-    rows = []
-    by_key = {(r["arm"], r["system"], r["volume"], r["seed"]): r["l1_mean"] for r in records}
-    volumes = sorted(config.volumes)
-    for system in config.system_names():
-        seeds = [s for s in config.seeds if all((arm, system, v, s) in by_key
-                                                for arm in ("transfer", "baseline") for v in volumes)]
-        if not seeds:
-            continue
-        transfer = np.array([[by_key[("transfer", system, v, s)] for v in volumes] for s in seeds])
-        baseline = np.array([[by_key[("baseline", system, v, s)] for v in volumes] for s in seeds])
-        row = dict(system=system, seeds=seeds, volumes=volumes,
-                   tests=[dict(volume=v, **statistics.paired_test(transfer[:, i], baseline[:, i]))
-                          for i, v in enumerate(volumes)])
-        if len(volumes) >= 2:
-            row["saving"] = {v: e.as_dict() for v, e in statistics.saving_estimates(volumes, transfer, baseline).items()}
-        oracle_seeds = [s for s in seeds if ("oracle", system, config.oracle_size, s) in by_key]
-        if oracle_seeds and len(volumes) >= 2:
-            keep = [seeds.index(s) for s in oracle_seeds]
-            oracle = np.array([by_key[("oracle", system, config.oracle_size, s)] for s in oracle_seeds])
-            row["oracle_reach"] = {arm: statistics.oracle_reach(volumes, values[keep], oracle).as_dict()
-                                   for arm, values in (("transfer", transfer), ("baseline", baseline))}
-        rows.append(row)
-    return rows
-
-
-def headline_markdown(rows: list[dict]) -> list[str]:
-    lines = []
-    for row in rows:
-        lines += [f"### {row['system']} ({len(row['seeds'])} seeds, paired)", ""]
-        if "saving" in row:
-            lines += ["| transfer at N | baseline N for the same L1 | real-data saving [95% CI] | transfer - baseline "
-                      "L1, median | Wilcoxon p | seeds transfer better |", "|---|---|---|---|---|---|"]
-        else:
-            lines += ["| N | | | transfer - baseline L1, median | Wilcoxon p | seeds transfer better |",
-                      "|---|---|---|---|---|---|"]
-        for test in row["tests"]:
-            volume = test["volume"]
-            if "saving" in row:
-                s = row["saving"][volume]
-                estimate = statistics.Estimate(s["value"], *s["ci95"], s["bound"])
-                needed = volume / (1 - s["value"]) if s["value"] < 1 else math.inf
-                mark = {">=": ">= ", "<=": "<= "}[s["bound"]] if s["bound"] else ""
-                cells = f"| {volume} | {mark}{needed:.0f} | {estimate.text(percent=True)} "
-            else:
-                cells = f"| {volume} | | "
-            lines.append(cells + f"| {test['median_difference']:+.3f} | {test['p_value']:.3g} | "
-                         f"{test.get('first_better', 0)}/{test['seeds']} |")
-        for arm, reach in row.get("oracle_reach", {}).items():
-            estimate = statistics.Estimate(reach["value"], *reach["ci95"], reach["bound"])
-            meaning = {"": "", ">=": " (not reached on this grid)", "<=": " (already at the smallest N)"}[reach["bound"]]
-            lines.append(f"\nSmallest N with {arm} L1 within 25% of the oracle: {estimate.text()}{meaning}.")
-        lines.append("")
-    lines.append("Saving: 1 - N_transfer / N_baseline at equal L1 (log-linear in N between grid volumes); '>=' "
-                 "marks a lower bound (the baseline never reaches that L1 on the grid), '<=' an upper bound. "
-                 "Intervals: bootstrap over seeds (percentile, 2000 resamples). With n seeds the exact "
-                 "two-sided Wilcoxon p cannot go below 2/2^n (0.0625 for 5 seeds).")
     return lines
 
 
@@ -279,7 +216,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
                                  lambda folder: tracking.write_figures(folder, figures))
     faults.point("report.tables")
     interrupts.check()  # the last safe point: a Ctrl-C after it finds the run finished
-    headline_rows = headline(config, scored)
+    headline_rows = headline.headline(config, scored)
     evaluation_set = EvaluationSet(config)
     inside = int(evaluation_set.inside.sum())
     calibration = coverage.coverage_rows(run_dir.path, scored, evaluation_set.x, evaluation_set.truth,
@@ -302,7 +239,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "Across seeds: mean, sample sd and Student-t 95% interval of the per-model L1 mean.", "",
         markdown_table(summary), "",
         "## The study's claims, as measured", "", *[f"- {line}" for line in claims], "",
-        "## How much real data does transfer save?", "", *headline_markdown(headline_rows), "",
+        "## How much real data does transfer save?", "", *headline.headline_markdown(headline_rows), "",
         "## The seeds as one ensemble: its L1, and is its spread honest?", "",
         "L1 of the ensemble mean: the seeds' mean prediction scored as one model (beside the mean of",
         "the seeds' own L1). Coverage: share of (evaluation point, output) pairs where the noise-free",
