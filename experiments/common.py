@@ -66,8 +66,9 @@ def _finite(name: str) -> None:
                              message=f"--{name} takes a finite number (not nan or inf)")
 
 
-def define_protocol_flags(volumes_default: list[str] | None) -> None:
-    """The protocol flags common to both experiments (defaults: PROTOCOL.md)."""
+def define_protocol_flags(volumes_default: list[str] | None,
+                          strategies_default: tuple[str, ...] = ("fine_tune_all",)) -> None:
+    """The protocol flags common to the experiments (defaults: PROTOCOL.md)."""
     defaults = study_config.StudyConfig()
     flags.DEFINE_enum("preset", "full", list(PRESETS),
                       "full: the study's protocol. quick: tiny sets, 40 epochs, 2 seeds (about a "
@@ -120,11 +121,30 @@ def define_protocol_flags(volumes_default: list[str] | None) -> None:
         ["epochs", "pretrain_epochs"], lambda v: v["pretrain_epochs"] < v["epochs"],
         message="--pretrain_epochs must be smaller than --epochs (fine-tuning needs at least one epoch)",
     )
+    strategies = study_config.TRANSFER_STRATEGIES
+    flags.DEFINE_list("strategies", list(strategies_default),
+                      f"How the transfer arm uses the simple model, one arm each: {', '.join(strategies)} "
+                      "(README: Transfer strategies).")
+    flags.register_validator(
+        "strategies", lambda v: bool(v) and set(v) <= set(strategies) and len(set(v)) == len(v),
+        message=f"--strategies takes distinct names from {', '.join(strategies)}, comma-separated")
+    flags.DEFINE_float("l2_sp_alpha", defaults.l2_sp_alpha, "l2_sp: weight alpha of alpha/2 ||w - w_pretrained||^2.",
+                       lower_bound=0.0)
+    flags.DEFINE_float("lp_ft_rate_factor", defaults.lp_ft_rate_factor,
+                       "lp_ft: the fine-tuning learning rate is --learning_rate times this.", lower_bound=1e-12)
+    flags.DEFINE_integer("freeze_layers", defaults.freeze_layers,
+                         "freeze_k: hidden layers kept as pretrained, counted from the input.",
+                         lower_bound=0, upper_bound=64)
+    flags.DEFINE_integer("wise_ft_folds", defaults.wise_ft_folds,
+                         "wise_ft: k of the k-fold cross-validation that picks the mix.", lower_bound=2, upper_bound=100)
+    flags.DEFINE_integer("evaluations", defaults.evaluations,
+                         "Evaluations of every model during its training (TensorBoard's eval curves); 0: at the end only.",
+                         lower_bound=0, upper_bound=10_000)
     flags.DEFINE_integer("eval_points", defaults.eval_points, "Evaluation points on the big domain.",
                          lower_bound=1, upper_bound=study_config.MAX_SAMPLES)
     flags.DEFINE_integer("eval_seed", defaults.eval_seed, "Seed of the evaluation points.", lower_bound=0)
     # How and where to run.
-    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate"):
+    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate", "l2_sp_alpha", "lp_ft_rate_factor"):
         _finite(name)
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
@@ -172,7 +192,9 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             width=FLAGS.width, depth=FLAGS.depth, activation=FLAGS.activation,
             learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
-            num_inputs=FLAGS.num_inputs,
+            num_inputs=FLAGS.num_inputs, transfer_strategy=tuple(FLAGS.strategies),
+            l2_sp_alpha=FLAGS.l2_sp_alpha, lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
+            freeze_layers=FLAGS.freeze_layers, wise_ft_folds=FLAGS.wise_ft_folds, evaluations=FLAGS.evaluations,
         )
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).

@@ -22,7 +22,9 @@ from tlkeras.systems import SystemParams, SystemSpec, system_name
 
 ARMS = ("transfer", "baseline", "oracle")
 MAX_DIMENSION = 1024
-TRANSFER_STRATEGIES = ("fine_tune_all",)  # implemented in training.TRANSFER_STRATEGIES
+# Implemented in tlkeras/strategies.py (which imports TensorFlow; this module does not).
+TRANSFER_STRATEGIES = ("fine_tune_all", "l2_sp", "lp_ft", "wise_ft", "freeze_k", "residual", "g_feature",
+                       "multi_fidelity")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
@@ -43,6 +45,8 @@ class NetworkSpec:
     input_scale: tuple[float, ...] = ()
     output_offset: tuple[float, ...] = ()
     output_scale: tuple[float, ...] = ()
+    # A linear map of the inputs added to the output (the multi-fidelity network's linear branch).
+    linear_branch: bool = False
 
     @property
     def normalised(self) -> bool:
@@ -53,6 +57,12 @@ class NetworkSpec:
         if not self.normalised:
             return np.asarray(x, np.float32)
         return ((np.asarray(x, np.float64) - self.input_offset) / self.input_scale).astype(np.float32)
+
+    def unscale_inputs(self, x: np.ndarray) -> np.ndarray:
+        """The network's units -> user units (float64)."""
+        if not self.normalised:
+            return np.asarray(x, np.float64)
+        return np.asarray(x, np.float64) * self.input_scale + self.input_offset
 
     def scale_outputs(self, y: np.ndarray) -> np.ndarray:
         if not self.normalised:
@@ -66,9 +76,19 @@ class NetworkSpec:
         return np.asarray(y, np.float64) * self.output_scale + self.output_offset
 
     def layer_sizes(self) -> list[tuple[int, int]]:
-        """(fan_in, fan_out) of every Dense layer, input to output."""
+        """(fan_in, fan_out) of every Dense layer, input to output (then the linear branch)."""
         sizes = [self.num_inputs] + [self.width] * self.depth + [self.num_outputs]
-        return list(zip(sizes[:-1], sizes[1:]))
+        layers = list(zip(sizes[:-1], sizes[1:]))
+        return layers + [(self.num_inputs, self.num_outputs)] * self.linear_branch
+
+    def layer_names(self) -> list[str]:
+        """The Dense layers' names, in the order of `layer_sizes` (the same in plain and stacked
+        models: weights are copied between them by name)."""
+        return [f"hidden_{i}" for i in range(self.depth)] + ["output"] + ["linear"] * self.linear_branch
+
+    def in_network_units(self) -> "NetworkSpec":
+        """The same network without the user's units (what the stacked engine trains)."""
+        return dataclasses.replace(self, input_offset=(), input_scale=(), output_offset=(), output_scale=())
 
 
 class ConfigError(ValueError):
@@ -103,7 +123,13 @@ class StudyConfig:
     batch_size: int = 32
     epochs: int = 2000
     pretrain_epochs: int = 1800
-    transfer_strategy: str = "fine_tune_all"
+    # How the simple model is used: one arm per strategy (fine_tune_all's arm is "transfer").
+    transfer_strategy: tuple[str, ...] = ("fine_tune_all",)
+    l2_sp_alpha: float = 0.01  # l2_sp: weight of the pull towards the pretrained weights
+    lp_ft_rate_factor: float = 0.1  # lp_ft: fine-tuning rate = learning_rate * this
+    freeze_layers: int = 2  # freeze_k: hidden layers kept as pretrained, from the input
+    wise_ft_folds: int = 5  # wise_ft: k of the cross-validation that picks the mix
+    evaluations: int = 40  # evaluations of every model during its training (TensorBoard curves)
     # Evaluation.
     eval_points: int = 100
     eval_seed: int = 20_240_611
@@ -169,6 +195,26 @@ class StudyConfig:
     def uses_references(self) -> bool:
         return any(user_systems.is_reference(s) for s in (self.simple_system, *self.systems))
 
+    def strategy_arms(self) -> list[str]:
+        """The arms of the transfer strategies this run trains (none without the transfer arm)."""
+        if "transfer" not in self.arms:
+            return []
+        return ["transfer" if s == "fine_tune_all" else s for s in self.transfer_strategy]
+
+    def trained_arms(self) -> list[str]:
+        """Every arm of the run but pretraining: the strategies', then baseline and oracle."""
+        return self.strategy_arms() + [a for a in ("baseline", "oracle") if a in self.arms]
+
+    @property
+    def needs_pretraining(self) -> bool:
+        """Whether a strategy of this run starts from a pretrained network (not residual and
+        g_feature: they use g itself)."""
+        return any(a not in ("residual", "g_feature") for a in self.strategy_arms())
+
+    def evaluate_every(self, epochs: int) -> int:
+        """Epochs between evaluations inside a training of `epochs` (0: at its end only)."""
+        return 0 if self.evaluations == 0 else max(1, -(-epochs // self.evaluations))
+
     @property
     def finetune_epochs(self) -> int:
         return self.epochs - self.pretrain_epochs
@@ -189,6 +235,8 @@ class StudyConfig:
         if unknown:
             raise ConfigError(f"config: unknown fields {unknown}; allowed are {sorted(known)}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        if isinstance(values.get("transfer_strategy"), str):  # runs before strategies were a list
+            values["transfer_strategy"] = (values["transfer_strategy"],)
         return StudyConfig(**values).validate()
 
     # Validation ----------------------------------------------------------------------------
@@ -235,8 +283,7 @@ class StudyConfig:
         _require(self.pretrain_epochs < self.epochs, "pretrain_epochs", self.pretrain_epochs,
                  f"fewer than epochs ({self.epochs}), so that fine-tuning gets at least one epoch")
         _integer("eval_seed", self.eval_seed, 0, 2**63 - 1)
-        _require(self.transfer_strategy in TRANSFER_STRATEGIES, "transfer_strategy", self.transfer_strategy,
-                 f"one of {', '.join(TRANSFER_STRATEGIES)}")
+        self._validate_strategies()
         _require(self.activation in ACTIVATIONS, "activation", self.activation,
                  f"one of {', '.join(ACTIVATIONS)}")
         _nonempty_unique("volumes", self.volumes)
@@ -251,6 +298,26 @@ class StudyConfig:
         self._validate_measurements()
         self._validate_normalisation()
         return self
+
+    def _validate_strategies(self) -> None:
+        _nonempty_unique("transfer_strategy", self.transfer_strategy)
+        for name in self.transfer_strategy:
+            _require(name in TRANSFER_STRATEGIES, "transfer_strategy", name, f"one of {', '.join(TRANSFER_STRATEGIES)}")
+        _finite("l2_sp_alpha", self.l2_sp_alpha, allow_zero=True)
+        _finite("lp_ft_rate_factor", self.lp_ft_rate_factor, positive=True)
+        _integer("freeze_layers", self.freeze_layers, 0, 64)
+        _integer("wise_ft_folds", self.wise_ft_folds, 2, 100)
+        _integer("evaluations", self.evaluations, 0, 10_000)
+        if "freeze_k" in self.transfer_strategy:
+            _require(self.freeze_layers <= self.depth, "freeze_layers", self.freeze_layers,
+                     f"at most depth ({self.depth}) hidden layers")
+        if "wise_ft" in self.transfer_strategy and "transfer" in self.arms:
+            smallest = min(self.volumes)
+            _require(smallest >= 2 * self.wise_ft_folds, "volumes", smallest,
+                     f"at least 2 x wise_ft_folds = {2 * self.wise_ft_folds} pairs for wise_ft's cross-validation")
+        if self.measurements:
+            _require(self.transfer_strategy == ("fine_tune_all",), "transfer_strategy", self.transfer_strategy,
+                     "fine_tune_all with measurements (`tlkeras fit` compares the other strategies in a later version)")
 
     def _validate_systems(self) -> None:
         _nonempty_unique("systems", self.systems)

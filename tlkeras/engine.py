@@ -12,7 +12,12 @@ Each member is exactly an independent model:
 - its own loss term: the stacked loss is the *sum* of the members' mean-squared errors, so the
   gradient reaching member k's weights is that member's own gradient;
 - Adam is elementwise, with Keras' exact update rule (epsilon 1e-7 and bias correction folded
-  into the step size), so the update of member k depends on member k alone.
+  into the step size), so the update of member k depends on member k alone;
+- what transfer strategies need is per member too (`Regime`): its own learning rate, its own
+  frozen layers (a 0/1 factor on its update), and its own pull towards an anchor (L2-SP:
+  alpha_k/2 * ||w_k - anchor_k||^2 added to its loss).
+Keras' `optimizer.stateless_apply` would replace the hand-written Adam but takes one learning
+rate for all variables; per-member rates and frozen slices need the update written out.
 Minibatches are taken in order from the member's epoch permutation, batch_size at a time; the
 last one may be smaller (masked), as in `model.fit` on a batched `tf.data` pipeline.
 """
@@ -57,6 +62,25 @@ def epoch_order(shuffle_seeds: tf.Tensor, epoch: tf.Tensor, size: int) -> tf.Ten
 
 
 @dataclass
+class Regime:
+    """How each member trains, beyond its data: one entry per member (see StackTrainer).
+
+    learning_rates: Adam's rate per member. frozen: per member, the names of the stacked layers
+    it does not update. anchor_alpha: per member, the L2-SP weight towards `anchor` (the
+    starting weights, per variable, [members, ...]); 0 for none.
+    """
+
+    learning_rates: Sequence[float]
+    frozen: Sequence[frozenset[str]] = ()
+    anchor_alpha: Sequence[float] = ()
+    anchor: Sequence[np.ndarray] | None = None
+
+    @staticmethod
+    def uniform(members: int, learning_rate: float) -> "Regime":
+        return Regime([float(learning_rate)] * members)
+
+
+@dataclass
 class TrainingLog:
     """Per-epoch mean training loss of every member, epochs x members."""
 
@@ -65,6 +89,8 @@ class TrainingLog:
 
 
 ProgressFn = Callable[[int, int, float], None]  # (epochs done, epochs total, seconds elapsed)
+# (epoch reached, the stack's weights then): called every `evaluate_every` epochs inside `fit`
+EvaluateFn = Callable[[int, list], None]
 
 
 class StackTrainer:
@@ -74,11 +100,32 @@ class StackTrainer:
     successive `model.fit` calls on one compiled model do). A new trainer is a fresh optimizer.
     """
 
-    def __init__(self, stack: keras.Model, learning_rate: float, batch_size: int):
+    def __init__(self, stack: keras.Model, learning_rate: float, batch_size: int, regime: Regime | None = None):
         self.stack = stack
-        self.learning_rate = float(learning_rate)
         self.batch_size = int(batch_size)
         self._variables = list(stack.trainable_variables)
+        members = int(self._variables[0].shape[0])
+        self.regime = regime or Regime.uniform(members, learning_rate)
+        self._learning_rates = self._per_member("learning_rates", self.regime.learning_rates, members)
+        self._anchor_alpha = None
+        if any(a != 0 for a in self.regime.anchor_alpha):
+            self._anchor_alpha = self._per_member("anchor_alpha", self.regime.anchor_alpha, members)
+            if self.regime.anchor is None:
+                raise ValueError("anchor_alpha without an anchor")
+            self._anchor = [np.asarray(a, np.float32) for a in self.regime.anchor]
+            if [a.shape for a in self._anchor] != [tuple(v.shape) for v in self._variables]:
+                raise ValueError("the anchor's shapes differ from the stack's variables")
+        self._masks = None
+        if any(self.regime.frozen):
+            frozen = self.regime.frozen
+            if len(frozen) != members:
+                raise ValueError(f"frozen layers for {len(frozen)} members; stack has {members}")
+            layer_names = [_layer_of(v) for v in self._variables]
+            unknown = set().union(*frozen) - set(layer_names)
+            if unknown:
+                raise ValueError(f"frozen layers {sorted(unknown)} are not in the stack ({sorted(set(layer_names))})")
+            self._masks = [np.asarray([0.0 if name in f else 1.0 for f in frozen], np.float32)
+                           for name in layer_names]
         self._moments = [
             (np.zeros(v.shape, np.float32), np.zeros(v.shape, np.float32)) for v in self._variables
         ]
@@ -89,6 +136,25 @@ class StackTrainer:
     def members(self) -> int:
         return int(self._variables[0].shape[0])
 
+    @staticmethod
+    def _per_member(name: str, values: Sequence[float], members: int) -> np.ndarray:
+        values = np.asarray(values, np.float32)
+        if values.shape != (members,):
+            raise ValueError(f"{name}: {values.size} values for {members} members")
+        return values
+
+    def predict(self, params: list, x: np.ndarray) -> np.ndarray:
+        """Every member's predictions with the weights `params` (as an `EvaluateFn` receives
+        them), for the same x [points, in] or each its own x [members, points, in]:
+        [members, points, out]."""
+        x = np.asarray(x, np.float32)
+        if x.ndim == 2:
+            stacked = np.repeat(x[:, None, :], self.members, axis=1)
+        else:
+            stacked = np.transpose(x, (1, 0, 2))
+        predictions, _ = self.stack.stateless_call(params, [], tf.constant(stacked), training=False)
+        return np.transpose(np.asarray(predictions), (1, 0, 2))
+
     def fit(
         self,
         x: np.ndarray,
@@ -98,9 +164,16 @@ class StackTrainer:
         first_epoch: int = 0,
         epochs_per_call: int | None = None,
         progress: ProgressFn | None = None,
+        evaluate_every: int = 0,
+        evaluate: EvaluateFn | None = None,
     ) -> TrainingLog:
         """Train for `epochs` passes over x [K, n, in], y [K, n, out]; epoch numbers start at
-        `first_epoch` (they seed the shuffle). Returns the per-epoch mean loss of each member."""
+        `first_epoch` (they seed the shuffle). Returns the per-epoch mean loss of each member
+        (the data term: an L2-SP pull is not in it).
+
+        With `evaluate`, calls it with the weights after every `evaluate_every` epochs of this
+        fit and after the last (chunks end there; the numbers do not depend on where they end).
+        """
         x = np.asarray(x, np.float32)
         y = np.asarray(y, np.float32)
         members, size = x.shape[0], x.shape[1]
@@ -115,25 +188,38 @@ class StackTrainer:
             # Aim at a few seconds per call: long enough to hide the call overhead, short enough
             # for progress reports. ~0.3 ms per step is what this engine does on a small CPU.
             epochs_per_call = max(1, min(epochs, int(4000 // steps)))
+        if evaluate is not None and evaluate_every > 0:
+            epochs_per_call = min(epochs_per_call, evaluate_every)
         run = self._compiled_run(members, size, epochs_per_call)
         x_t, y_t = tf.constant(x), tf.constant(y)
         seeds_t = tf.constant(np.asarray(shuffle_seeds, np.int64) & 0xFFFFFFFF, tf.int64)
         params = [tf.identity(v.value) for v in self._variables]
         moments = [tf.constant(m) for pair in self._moments for m in pair]
+        rates = tf.constant(self._learning_rates)
+        extras = []
+        if self._anchor_alpha is not None:
+            extras += [tf.constant(self._anchor_alpha), [tf.constant(a) for a in self._anchor]]
+        if self._masks is not None:
+            extras += [[tf.constant(m) for m in self._masks]]
         losses = []
         start = time.perf_counter()
         done = 0
         while done < epochs:
             chunk = min(epochs_per_call, epochs - done)
+            if evaluate is not None and evaluate_every > 0:
+                chunk = min(chunk, evaluate_every - done % evaluate_every)
             params, moments, chunk_losses = run(
                 x_t, y_t, seeds_t, params, moments,
                 tf.constant(first_epoch + done, tf.int32),
                 tf.constant(chunk, tf.int32),
                 tf.constant(self.steps_taken, tf.int64),
+                rates, *extras,
             )
             losses.append(chunk_losses.numpy()[:chunk])
             done += chunk
             self.steps_taken += chunk * steps
+            if evaluate is not None and (done == epochs or (evaluate_every > 0 and done % evaluate_every == 0)):
+                evaluate(first_epoch + done, params)
             if progress is not None:
                 progress(done, epochs, time.perf_counter() - start)
         for variable, value in zip(self._variables, params):
@@ -146,15 +232,16 @@ class StackTrainer:
     def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
         key = (members, size, max_epochs)
         if key not in self._compiled:
-            self._compiled[key] = self._make_run(members, size, max_epochs)
+            self._compiled[key] = self._make_run(members, size, max_epochs,
+                                                 anchored=self._anchor_alpha is not None,
+                                                 masked=self._masks is not None)
         return self._compiled[key]
 
-    def _make_run(self, members: int, size: int, max_epochs: int) -> Callable:
+    def _make_run(self, members: int, size: int, max_epochs: int, anchored: bool, masked: bool) -> Callable:
         stack = self.stack
         batch = self.batch_size
         steps = math.ceil(size / batch)
         padded = steps * batch
-        learning_rate = self.learning_rate
         # Samples past the end of the last (short) batch are padding: weight 0.
         mask = np.zeros((steps, batch), np.float32)
         mask.reshape(-1)[:size] = 1.0
@@ -166,8 +253,19 @@ class StackTrainer:
             squared = tf.reduce_mean(tf.square(predictions - yb), axis=-1)  # [batch, K]
             return tf.reduce_sum(squared * weight[:, tf.newaxis], axis=0)  # [K]
 
+        def per_member(values, like):  # [K] -> broadcastable against a [K, ...] variable
+            return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+        def anchor_pull(params, alpha, anchor):  # alpha_k / 2 * ||w_k - anchor_k||^2: [K]
+            squares = [tf.reduce_sum(tf.reshape(tf.square(p - a), [members, -1]), axis=1)
+                       for p, a in zip(params, anchor)]
+            return 0.5 * alpha * tf.add_n(squares)
+
         @tf.function(jit_compile=True, reduce_retracing=True)
-        def run(x, y, seeds, params, moments, first_epoch, num_epochs, step0):
+        def run(x, y, seeds, params, moments, first_epoch, num_epochs, step0, rates, *extras):
+            extras = list(extras)
+            alpha, anchor = (extras.pop(0), extras.pop(0)) if anchored else (None, None)
+            masks = extras.pop(0) if masked else None
             def epoch_body(epoch_index, params, moments, step, losses):
                 order = epoch_order(seeds, first_epoch + epoch_index, size)  # [K, n]
                 order = tf.pad(order, [[0, 0], [0, padded - size]])
@@ -182,20 +280,25 @@ class StackTrainer:
                     weight = sample_weight[s]
                     with tf.GradientTape() as tape:
                         tape.watch(params)
-                        per_member = member_losses(params, xs[s], ys[s], weight)
-                        total = tf.reduce_sum(per_member)
+                        data_loss = member_losses(params, xs[s], ys[s], weight)
+                        total = tf.reduce_sum(data_loss)
+                        if anchored:
+                            total = total + tf.reduce_sum(anchor_pull(params, alpha, anchor))
                     grads = tape.gradient(total, params)
                     step = step + 1
                     t = tf.cast(step, tf.float32)
-                    alpha = learning_rate * tf.sqrt(1.0 - ADAM_BETA_2**t) / (1.0 - ADAM_BETA_1**t)
+                    step_sizes = rates * tf.sqrt(1.0 - ADAM_BETA_2**t) / (1.0 - ADAM_BETA_1**t)  # [K]
                     new_params, new_moments = [], []
                     for i, (p, g) in enumerate(zip(params, grads)):
                         m, v = moments[2 * i], moments[2 * i + 1]
                         m = m + (g - m) * (1.0 - ADAM_BETA_1)
                         v = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
-                        new_params.append(p - (m * alpha) / (tf.sqrt(v) + ADAM_EPSILON))
+                        update = (m * per_member(step_sizes, p)) / (tf.sqrt(v) + ADAM_EPSILON)
+                        if masked:
+                            update = update * per_member(masks[i], p)
+                        new_params.append(p - update)
                         new_moments += [m, v]
-                    return s + 1, new_params, new_moments, step, loss_sum + per_member * batch_counts_t[s]
+                    return s + 1, new_params, new_moments, step, loss_sum + data_loss * batch_counts_t[s]
 
                 _, params, moments, step, loss_sum = tf.while_loop(
                     lambda s, *_: s < steps,
@@ -217,3 +320,8 @@ class StackTrainer:
             return params, moments, losses
 
         return run
+
+
+def _layer_of(variable) -> str:
+    """The name of the layer a stacked variable belongs to ('hidden_0/kernel' -> 'hidden_0')."""
+    return variable.path.split("/")[-2]

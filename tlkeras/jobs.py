@@ -17,16 +17,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlkeras import data, evaluation, interrupts, models, tracking
+from tlkeras import curves, data, evaluation, interrupts, models, tracking
+from tlkeras.curves import EvaluationCurves
 from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions, duration
 from tlkeras.persistence import ModelFileError, Staging, load_model
 from tlkeras.rundir import RunDir
 from tlkeras.measurements import MEASURED, fold_index, heldout_rows, is_measured
 from tlkeras.systems import system_function, system_name
+from tlkeras.strategies import WISE_FT_MIXES, mix, strategy_of_arm
 from tlkeras.training import (
-    PRETRAIN, TRANSFER_STRATEGIES, Member, StackJob, initial_model, pretrained_member,
-    stack_predictions, train_job,
+    PRETRAIN, Member, StackJob, TrainedStack, needs_pretrained, prepare, pretrained_member, train_job,
 )
 
 ENGINE_VERSION = 1  # bump when a change alters trained weights: it invalidates the cache
@@ -84,40 +85,77 @@ class JobExecutor:
             job = self._reuse_cached_pretraining(job)
             if not job.members:
                 return 0.0, 0
-        starting = [self._starting_model(member) for member in job.members]
+        pretrained = [self._pretrained(member) for member in job.members]
+        prepared = [prepare(self.config, member, p) for member, p in zip(job.members, pretrained)]
         label = job_label(job)
         report = self.options.report
         report(f"start  [{label}] {job.epochs} epochs, {job.steps:,} steps")
-        trained = train_job(self.config, job, starting, progress=self._progress(job, label))
-        self._finish(job, trained)
+        job_curves = EvaluationCurves(self.config, self.evaluation, job.members)
+        eval_inputs = None
+        if job_curves.wanted:
+            x = self.config.network.scale_inputs(self.evaluation.x)
+            strategy = strategy_of_arm(job.arm)
+            eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
+        trained = train_job(self.config, job, prepared, progress=self._progress(job, label),
+                            eval_inputs=eval_inputs, evaluated=job_curves.add if job_curves.wanted else None)
+        self._finish(job, trained, pretrained, eval_inputs, job_curves)
         report(f"done   [{label}] in {duration(trained.log.seconds)}")
         return trained.log.seconds, job.steps
 
-    def _starting_model(self, member: Member) -> keras.Model:
-        if member.arm != "transfer":
-            return initial_model(self.config, member)
+    def _pretrained(self, member: Member) -> keras.Model | None:
+        if not needs_pretrained(member):
+            return None
         # The study's protocol: the pretrained model is saved, then reloaded from disk.
-        path = self.run_dir.model_path(pretrained_member(self.config, member))
-        pretrained = load_model(path, expected=self.config.network)
-        return TRANSFER_STRATEGIES[self.config.transfer_strategy].starting_model(pretrained)
+        return load_model(self.run_dir.model_path(pretrained_member(self.config, member)), expected=self.config.network)
 
-    def _finish(self, job: StackJob, trained) -> None:
+    def _finish(self, job: StackJob, trained: TrainedStack, pretrained: list, eval_inputs,
+                job_curves: EvaluationCurves) -> None:
+        strategy = strategy_of_arm(job.arm)
         network = self.config.network
-        predictions = network.unscale_outputs(stack_predictions(trained.stack, network.scale_inputs(self.evaluation.x)))
+        if eval_inputs is None:
+            x = network.scale_inputs(self.evaluation.x)
+            eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
         seconds_per_member = trained.log.seconds / len(job.members)
         for index, member in enumerate(job.members):
-            model = models.export_member(trained.stack, network, index, name=_model_name(member))
+            exported = network if strategy is None else strategy.network(self.config)
+            net = models.export_member(trained.stack, exported, index, name=_model_name(member))
+            model = net if strategy is None else strategy.export(self.config, net, pretrained[index])
             model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
+            if strategy is not None and strategy.saves_plain_net:
+                self.run_dir.staging.save_model(net, self.run_dir.model_path(member).with_suffix(".net.keras"))
+            predictions = np.asarray(model(self.evaluation.x.astype(np.float32), training=False), np.float64)
             losses = trained.log.losses[:, index]
             self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
+            extra = job_curves.record(index)
+            if member.arm == PRETRAIN and extra:
+                self.run_dir.staging.write_json(self.run_dir.curve_path(member), extra.pop("eval_curves"))
             if member.arm == PRETRAIN and self.options.cache_dir is not None:
                 self._store_in_cache(member, model_path, losses)
-            self._record(member, predictions[index], losses, seconds_per_member, model_path, cached=False,
-                         model=model)
+            if trained.mixes is not None:
+                extra.update(self._mix_curve(trained, index, eval_inputs, member))
+            self._record(member, predictions, losses, seconds_per_member, model_path, cached=False,
+                         model=model, extra=extra, curve=job_curves.member_curve(index))
+
+    def _mix_curve(self, trained: TrainedStack, index: int, eval_inputs: np.ndarray, member: Member) -> dict:
+        """wise_ft: the chosen mix, its cross-validation curve, and (for the record only: never
+        used to choose) the evaluation L1 of every mix."""
+        start, end = trained.mix_ends
+        network = self.config.network
+        truth = self.evaluation.truth.get(member.system)
+        l1 = []
+        for a in WISE_FT_MIXES:
+            params = [tf.constant(w) for w in mix(start, end, a)]
+            predictions = trained.trainer.predict(params, np.concatenate([eval_inputs] * (2 if len(trained.job.members) == 1 else 1)))
+            if truth is not None:
+                errors = evaluation.point_errors(network.unscale_outputs(predictions[index]), truth)
+                l1.append(float(errors.mean()))
+        return dict(wise_ft_mix=float(trained.mixes[index]), wise_ft_mixes=list(WISE_FT_MIXES),
+                    wise_ft_cv_mse=[float(v) for v in trained.mix_curves[index]], wise_ft_eval_l1=l1)
 
     def _record(self, member: Member, predictions: np.ndarray, losses: np.ndarray,
-                seconds: float, model_path: Path, cached: bool, model: keras.Model | None = None) -> None:
-        extra: dict = {}
+                seconds: float, model_path: Path, cached: bool, model: keras.Model | None = None,
+                extra: dict | None = None, curve: dict | None = None) -> None:
+        extra = dict(extra or {})
         if is_measured(member.system):
             # No noise-free truth: scored on the measured rows it never saw (a fold), or on all
             # of them (the final members: their fit). The report pools these across seeds.
@@ -126,7 +164,7 @@ class JobExecutor:
             residuals = y_hat - y_rows
             errors = np.mean(np.abs(residuals), axis=-1)
             score = evaluation.score(errors, np.ones(len(errors), bool))
-            extra = dict(rows=rows.tolist(), row_predictions=y_hat.tolist(),
+            extra.update(rows=rows.tolist(), row_predictions=y_hat.tolist(),
                          l1_by_output=np.mean(np.abs(residuals), axis=0).tolist(),
                          rmse_by_output=np.sqrt(np.mean(residuals**2, axis=0)).tolist())
             if np.isnan(residuals).any() or not np.isfinite(losses).all():
@@ -135,16 +173,21 @@ class JobExecutor:
         else:
             errors = evaluation.point_errors(predictions, self.evaluation.truth[member.system])
             score = evaluation.score(errors, self.evaluation.inside)
-        earlier = None
+        earlier = earlier_curve = None
         first_epoch = 0
-        if member.arm == "transfer":
-            earlier = np.load(self.run_dir.loss_path(pretrained_member(self.config, member)))
+        strategy = strategy_of_arm(member.arm)
+        if strategy is not None and strategy.continues_pretraining:
+            before = pretrained_member(self.config, member)
+            earlier = np.load(self.run_dir.loss_path(before))
             first_epoch = self.config.pretrain_epochs
+            curve_path = self.run_dir.curve_path(before)
+            if curve_path.is_file():  # the pretrained model's error on this member's system
+                earlier_curve = curves.earlier_curve(self.config, json.loads(curve_path.read_text()), member.system)
         hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed}
         self.run_dir.staging.write_folder(
             self.run_dir.tensorboard_run(member),
             lambda folder: tracking.write_member(folder, member.key, hparams, losses, first_epoch, score,
-                                                 errors, earlier),
+                                                 errors, earlier, curve, earlier_curve),
         )
         record = dict(
             key=member.key, arm=member.arm, system=member.system, volume=member.volume,
@@ -169,12 +212,16 @@ class JobExecutor:
             try:
                 model = load_model(folder / "model.keras", expected=self.config.network)
                 losses = np.load(folder / "losses.npy")
+                stored_curves = (json.loads((folder / "curves.json").read_text())
+                                 if (folder / "curves.json").is_file() else None)
             except (ModelFileError, OSError, ValueError) as error:
                 self.options.report(f"cache entry {folder} is unusable ({error}); training seed {member.seed} anew")
                 todo.append(member)
                 continue
             model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
             self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
+            if stored_curves is not None:
+                self.run_dir.staging.write_json(self.run_dir.curve_path(member), stored_curves)
             predictions = np.asarray(model(self.evaluation.x, training=False))
             self._record(member, predictions, losses, 0.0, model_path, cached=True)
             self.options.report(f"reused pretrained model of seed {member.seed} from {folder}")
@@ -187,9 +234,13 @@ class JobExecutor:
         folder = self._cache_folder(member)
         folder.parent.mkdir(parents=True, exist_ok=True)
 
+        curve_path = self.run_dir.curve_path(member)
+
         def build(entry: Path) -> None:
             entry.joinpath("model.keras").write_bytes(model_path.read_bytes())
             np.save(entry / "losses.npy", losses)
+            if curve_path.is_file():
+                entry.joinpath("curves.json").write_bytes(curve_path.read_bytes())
 
         Staging(self.options.cache_dir).write_folder(folder, build, replace=False)
 

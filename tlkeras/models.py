@@ -40,16 +40,19 @@ def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
             scale=[1.0 / s for s in spec.input_scale],
             offset=[-m / s for m, s in zip(spec.input_offset, spec.input_scale)], name="input_units",
         )(hidden)
-    layer_sizes = spec.layer_sizes()
-    for index, (_, fan_out) in enumerate(layer_sizes):
-        is_output = index == len(layer_sizes) - 1
-        hidden = keras.layers.Dense(
-            fan_out,
-            activation=None if is_output else spec.activation,
+    network_inputs = hidden
+    for index, name in enumerate(spec.layer_names()):
+        dense = keras.layers.Dense(
+            spec.layer_sizes()[index][1],
+            activation=spec.activation if name.startswith("hidden") else None,
             kernel_initializer=keras.initializers.GlorotUniform(seed=_layer_seed(seed, index)),
             bias_initializer="zeros",
-            name="output" if is_output else f"hidden_{index}",
-        )(hidden)
+            name=name,
+        )
+        if name == "linear":
+            hidden = keras.layers.Add(name="branches")([hidden, dense(network_inputs)])
+        else:
+            hidden = dense(hidden)
     if spec.normalised:
         hidden = keras.layers.Rescaling(
             scale=list(spec.output_scale), offset=list(spec.output_offset), name="output_units"
@@ -94,41 +97,44 @@ def build_stack(spec: NetworkSpec, members: int, name: str = "stack") -> keras.M
     """A functional model of `members` stacked MLPs; weights start at zero (see `load_members`)."""
     inputs = keras.Input(shape=(members, spec.num_inputs), name="x")
     hidden = inputs
-    layer_sizes = spec.layer_sizes()
-    for index, (_, fan_out) in enumerate(layer_sizes):
-        is_output = index == len(layer_sizes) - 1
-        hidden = StackedDense(
-            members,
-            fan_out,
-            activation=None if is_output else spec.activation,
-            name="output" if is_output else f"hidden_{index}",
-        )(hidden)
+    for (_, fan_out), layer_name in zip(spec.layer_sizes(), spec.layer_names()):
+        dense = StackedDense(members, fan_out, activation=spec.activation if layer_name.startswith("hidden")
+                             else None, name=layer_name)
+        if layer_name == "linear":
+            hidden = keras.layers.Add(name="branches")([hidden, dense(inputs)])
+        else:
+            hidden = dense(hidden)
     return keras.Model(inputs, hidden, name=name)
 
 
 def load_members(stack: keras.Model, members: Sequence[keras.Model]) -> None:
-    """Copy plain MLPs into the member slots of `stack`, slot k from members[k]."""
-    stacked_layers = [layer for layer in stack.layers if isinstance(layer, StackedDense)]
+    """Copy plain MLPs into the member slots of `stack`, slot k from members[k] (layers matched
+    by name)."""
+    stacked_layers = _stacked_layers(stack)
     if len(members) != stacked_layers[0].members:
         raise ValueError(
             f"stack has {stacked_layers[0].members} member slots, got {len(members)} models"
         )
-    for layer_index, stacked in enumerate(stacked_layers):
-        kernels, biases = zip(
-            *(_dense_layers(member)[layer_index].get_weights() for member in members)
-        )
+    dense = [dense_layers(member) for member in members]
+    for stacked in stacked_layers:
+        kernels, biases = zip(*(layers[stacked.name].get_weights() for layers in dense))
         stacked.set_weights([np.stack(kernels), np.stack(biases)])
 
 
 def export_member(stack: keras.Model, spec: NetworkSpec, index: int, name: str = "mlp") -> keras.Model:
     """Member `index` of `stack` as a plain `build_mlp` model with identical weights."""
     model = build_mlp(spec, seed=0, name=name)
-    stacked_layers = [layer for layer in stack.layers if isinstance(layer, StackedDense)]
-    for dense, stacked in zip(_dense_layers(model), stacked_layers):
+    dense = dense_layers(model)
+    for stacked in _stacked_layers(stack):
         kernel, bias = stacked.get_weights()
-        dense.set_weights([kernel[index], bias[index]])
+        dense[stacked.name].set_weights([kernel[index], bias[index]])
     return model
 
 
-def _dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+def dense_layers(model: keras.Model) -> dict[str, keras.layers.Dense]:
+    """The Dense layers of a plain model by name ('hidden_0', ..., 'output', 'linear')."""
+    return {layer.name: layer for layer in model.layers if isinstance(layer, keras.layers.Dense)}
+
+
+def _stacked_layers(stack: keras.Model) -> list[StackedDense]:
+    return [layer for layer in stack.layers if isinstance(layer, StackedDense)]

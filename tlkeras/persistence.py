@@ -202,6 +202,8 @@ def load_model(path: str | os.PathLike, expected: NetworkSpec | None = None) -> 
         raise ModelFileError(f"model file {path} is not a file")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"model file {path} is not a .keras archive (truncated or corrupt?)")
+    import tlkeras.strategies  # noqa: F401  (registers SimpleModelLayer: residual and g_feature models)
+
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types here; the user needs one line.

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from tlkeras import coverage, evaluation, faults, headline, interrupts, plots, tracking
-from tlkeras.config import StudyConfig
+from tlkeras.config import TRANSFER_STRATEGIES, StudyConfig
 from tlkeras.jobs import EvaluationSet
 from tlkeras.persistence import load_model
 from tlkeras.rundir import RunDir
 from tlkeras.systems import system_function
 
-ARM_ORDER = ("transfer", "baseline", "oracle", "pretrain")
+# fine_tune_all's arm is "transfer"; then the other strategies, as config.TRANSFER_STRATEGIES lists them.
+ARM_ORDER = ("transfer", *TRANSFER_STRATEGIES[1:], "baseline", "oracle", "pretrain")
 CSV_FIELDS = ("arm", "system", "volume", "seed", "l1_mean", "l1_var", "l1_inside", "l1_outside",
               "final_train_loss", "epochs", "train_seconds", "cached", "model")
 

@@ -92,6 +92,10 @@ class RunDir:
     def loss_path(self, member: Member) -> Path:
         return self.path / "losses" / f"{member.key}.npy"
 
+    def curve_path(self, member: Member) -> Path:
+        """A pretraining member's evaluation curves against every system (curves.py)."""
+        return self.path / "curves" / f"{member.key}.json"
+
     def record_path(self, member: Member) -> Path:
         return self.path / "cells" / f"{member.key}.json"
 

@@ -48,7 +48,8 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
     if not tracking.has_event_files(directory.tensorboard):
         systems = [*config.system_names(), config.simple_name]  # the pretrained members' too
         directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
-            folder, systems, [*config.volumes, config.oracle_size, config.pretrain_size]))
+            folder, systems, [*config.volumes, config.oracle_size, config.pretrain_size],
+            arms=[*config.trained_arms(), "pretrain"]))
     started = time.perf_counter()
     records = SweepRunner(config, directory, options).run()
     faults.point("sweep.finished")

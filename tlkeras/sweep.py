@@ -28,7 +28,7 @@ from tlkeras.jobs import ENGINE_VERSION, cache_entry_complete, job_label, pretra
 from tlkeras.options import SweepOptions, duration, print_report
 from tlkeras.persistence import Staging
 from tlkeras.rundir import RunDir
-from tlkeras.training import PRETRAIN, StackJob, plan_jobs, pretrained_member
+from tlkeras.training import PRETRAIN, StackJob, needs_pretrained, plan_jobs, pretrained_member
 
 __all__ = ["ENGINE_VERSION", "SweepOptions", "SweepRunner", "WorkerDied", "configure_threads", "job_label",
            "print_report"]
@@ -159,7 +159,7 @@ class SweepRunner:
     def _ready(self, pending: list[StackJob]) -> list[StackJob]:
         ready = []
         for job in pending:
-            if job.arm == "transfer":
+            if any(needs_pretrained(m) for m in job.members):
                 needed = {pretrained_member(self.config, m) for m in job.members}
                 if any(self.run_dir.read_record(p) is None for p in needed):
                     continue

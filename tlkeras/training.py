@@ -18,7 +18,7 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -26,7 +26,9 @@ import numpy as np
 from tlkeras import data, measurements, models
 from tlkeras.config import StudyConfig
 from tlkeras.measurements import is_measured
+from tlkeras.config import NetworkSpec
 from tlkeras.engine import ProgressFn, StackTrainer, TrainingLog
+from tlkeras.strategies import WISE_FT_MIXES, Prepared, cross_validated_mix, strategy_of_arm
 from tlkeras.systems import system_function
 
 PRETRAIN = "pretrain"
@@ -94,7 +96,7 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
             chunk = tuple(members[start : start + max_members])
             jobs.append(StackJob(arm, size, epochs, first_epoch, chunk, batch))
 
-    if "transfer" in config.arms:
+    if config.needs_pretraining:
         add(PRETRAIN, config.pretrain_size, config.pretrain_epochs, 0,
             [Member(PRETRAIN, simple, config.pretrain_size, s) for s in config.seeds])
     by_volume: dict[int, list[str]] = {}
@@ -102,9 +104,9 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
         by_volume.setdefault(volume, []).append(system)
     for volume, volume_systems in by_volume.items():
         cells = [(system, seed) for system in volume_systems for seed in config.seeds]
-        if "transfer" in config.arms:
-            add("transfer", volume, config.finetune_epochs, config.pretrain_epochs,
-                [Member("transfer", system, volume, seed) for system, seed in cells])
+        for arm in config.strategy_arms():
+            epochs, first_epoch = strategy_of_arm(arm).epochs(config)
+            add(arm, volume, epochs, first_epoch, [Member(arm, system, volume, seed) for system, seed in cells])
         if "baseline" in config.arms:
             add("baseline", volume, config.epochs, 0,
                 [Member("baseline", system, volume, seed) for system, seed in cells])
@@ -113,6 +115,12 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
             [Member("oracle", system, config.oracle_size, seed)
              for system in systems for seed in config.seeds])
     return jobs
+
+
+def needs_pretrained(member: Member) -> bool:
+    """Whether `member` starts from (or feeds on) a pretrained model."""
+    strategy = strategy_of_arm(member.arm)
+    return strategy is not None and strategy.needs_pretraining
 
 
 def pretrained_member(config: StudyConfig, member: Member) -> Member:
@@ -141,72 +149,111 @@ def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.nd
 
 def shuffle_seed(member: Member) -> int:
     """The seed of the member's minibatch order (32 bits, as the engine's hash takes)."""
-    return data.stream_seed(member.seed, f"shuffle/{member.arm}/{member.system}", member.volume) & 0xFFFFFFFF
+    strategy = strategy_of_arm(member.arm)
+    stream = member.arm if strategy is None else strategy.shuffle_stream()
+    return data.stream_seed(member.seed, f"shuffle/{stream}/{member.system}", member.volume) & 0xFFFFFFFF
+
+
+def init_seed(member: Member) -> int:
+    """The seed of the fresh initialisation shared by every arm of `member.seed` (paired design)."""
+    return data.stream_seed(member.seed, "init") & 0x7FFFFFFF
 
 
 def initial_model(config: StudyConfig, member: Member) -> keras.Model:
-    """The fresh initialisation shared by every arm of `member.seed` (paired design)."""
-    return models.build_mlp(config.network, seed=data.stream_seed(member.seed, "init") & 0x7FFFFFFF)
+    return models.build_mlp(config.network, seed=init_seed(member))
 
 
-class TransferStrategy(Protocol):
-    """How a pretrained model becomes the start of fine-tuning (pluggable; see DESIGN.md)."""
-
-    name: str
-
-    def starting_model(self, pretrained: keras.Model) -> keras.Model: ...
-
-
-class FineTuneAll:
-    """The study's strategy: start from every pretrained weight, train them all."""
-
-    name = "fine_tune_all"
-
-    def starting_model(self, pretrained: keras.Model) -> keras.Model:
-        return pretrained
-
-
-# Config names (StudyConfig.transfer_strategy) to strategies; add new ones here.
-TRANSFER_STRATEGIES: dict[str, TransferStrategy] = {FineTuneAll.name: FineTuneAll()}
+def prepare(config: StudyConfig, member: Member, pretrained: keras.Model | None) -> Prepared:
+    """`member`'s starting network and training data (network units), as its arm wants them."""
+    x, y = training_set(config, member)
+    strategy = strategy_of_arm(member.arm)
+    if strategy is None:
+        return Prepared(initial_model(config, member), x, y)
+    return strategy.prepare(config, x, y, pretrained, init_seed(member))
 
 
 @dataclass
 class TrainedStack:
-    """The outcome of a stack job: the trained stacked model and its loss curves."""
+    """The outcome of a stack job: the trained stacked model, its loss curves, and for wise_ft the
+    pretrained and fine-tuned weights, each member's chosen mix and its cross-validation curve."""
 
     job: StackJob
     stack: keras.Model
     log: TrainingLog
+    trainer: StackTrainer
+    network: NetworkSpec  # the stacked network (network units)
+    mix_ends: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    mixes: list[float] | None = None
+    mix_curves: list[np.ndarray] | None = None
+
+
+EvaluatedFn = Callable[[int, np.ndarray], None]  # (epoch, predictions [members, points, out])
 
 
 def train_job(
     config: StudyConfig,
     job: StackJob,
-    starting_models: Sequence[keras.Model],
+    prepared: Sequence[Prepared],
     progress: ProgressFn | None = None,
+    eval_inputs: np.ndarray | None = None,
+    evaluated: EvaluatedFn | None = None,
 ) -> TrainedStack:
-    """Train the members of `job` as one stack, each from its starting model.
+    """Train the members of `job` as one stack, each from its prepared start and data.
+
+    With `evaluated`, every `config.evaluate_every(job.epochs)` epochs the members predict
+    `eval_inputs` [members, points, in] and `evaluated` gets the predictions (network units,
+    offsets added).
 
     A lone member trains in two identical slots (slot 0 is its result): XLA turns a batched dot
     with one batch entry into a plain dot that sums in another order, so a member alone would
     differ in the last bits from the same member in any larger stack. With two or more slots a
     member's numbers do not depend on its stack, bit for bit (tests/test_engine.py).
     """
-    members = list(job.members) * (2 if len(job.members) == 1 else 1)
-    starting_models = list(starting_models) * (2 if len(job.members) == 1 else 1)
-    stack = models.build_stack(config.network, len(members), name="stack")
-    models.load_members(stack, starting_models)
-    sets = [training_set(config, member) for member in members]
-    x = np.stack([s[0] for s in sets])
-    y = np.stack([s[1] for s in sets])
-    trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
+    copies = 2 if len(job.members) == 1 else 1
+    members = list(job.members) * copies
+    prepared = list(prepared) * copies
+    strategy = strategy_of_arm(job.arm)
+    network = (config.network if strategy is None else strategy.network(config)).in_network_units()
+    stack = models.build_stack(network, len(members), name="stack")
+    models.load_members(stack, [p.net for p in prepared])
+    start = [np.array(v.numpy()) for v in stack.trainable_variables]
+    regime = strategy.regime(config, len(members), start) if strategy else None
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime)
+    offsets = None
+    if prepared[0].offset is not None and eval_inputs is not None:
+        offsets = [strategy.offset(config, eval_inputs[0][:, :config.input_dimension])] * len(members)
+
+    def evaluate(epoch: int, params: list) -> None:
+        predictions = trainer.predict(params, np.concatenate([eval_inputs] * copies))
+        if offsets is not None:
+            predictions = predictions + np.stack(offsets)
+        evaluated(epoch, predictions[: len(job.members)])
+
+    shuffle_seeds = [shuffle_seed(member) for member in members]
     log = trainer.fit(
-        x, y, job.epochs,
-        shuffle_seeds=[shuffle_seed(member) for member in members],
-        first_epoch=job.first_epoch,
-        progress=progress,
+        np.stack([p.x for p in prepared]), np.stack([p.y for p in prepared]), job.epochs,
+        shuffle_seeds=shuffle_seeds, first_epoch=job.first_epoch, progress=progress,
+        evaluate_every=config.evaluate_every(job.epochs),
+        evaluate=evaluate if evaluated is not None and eval_inputs is not None else None,
     )
-    return TrainedStack(job, stack, log)
+    trained = TrainedStack(job, stack, log, trainer, network)
+    if strategy is not None and strategy.name == "wise_ft":
+        _pick_mixes(config, trained, prepared, members, shuffle_seeds, start)
+    return trained
+
+
+def _pick_mixes(config, trained: TrainedStack, prepared, members, shuffle_seeds, start) -> None:
+    """wise_ft: each member's mix a by k-fold cross-validation on its real pairs; the stack then
+    holds (1 - a) * pretrained + a * fine-tuned, member by member."""
+    end = [np.array(v.numpy()) for v in trained.stack.trainable_variables]
+    curves = cross_validated_mix(config, prepared, [m.seed for m in members], shuffle_seeds,
+                                 trained.job.epochs, trained.job.first_epoch)
+    mixes = [WISE_FT_MIXES[int(np.argmin(curve))] for curve in curves]
+    a = np.asarray(mixes, np.float32)
+    for variable, s, e in zip(trained.stack.trainable_variables, start, end):
+        share = a.reshape([-1] + [1] * (s.ndim - 1))
+        variable.assign((1.0 - share) * s + share * e)
+    trained.mix_ends, trained.mixes, trained.mix_curves = (start, end), mixes, curves
 
 
 def stack_predictions(stack: keras.Model, x: np.ndarray) -> np.ndarray:

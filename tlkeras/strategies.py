@@ -1,0 +1,361 @@
+"""Transfer strategies: the ways a simple model g can help a network learn the real system f.
+
+Each strategy says what its network is, what it trains on, where it starts and how it trains
+(per member, as the stacked engine takes it: `engine.Regime`), and what model it saves. All
+train in the network's units (see `NetworkSpec`); every saved model maps the user's inputs to
+the user's outputs.
+
+- fine_tune_all: the study's: start from the pretrained weights, train them all.
+- l2_sp: fine-tune with alpha/2 * ||w - w_pretrained||^2 added to the loss (Li, Grandvalet and
+  Davoine 2018, "Explicit inductive bias for transfer learning with convolutional networks").
+- lp_ft: linear probe, then fine-tune: the output layer is fitted first by least squares on
+  the frozen pretrained features, then everything trains at a lower rate (Kumar et al. ICLR
+  2022, "Fine-tuning can distort pretrained features and underperform out-of-distribution").
+- wise_ft: the weights (1 - a) * pretrained + a * fine-tuned (Wortsman et al. CVPR 2022,
+  "Robust fine-tuning of zero-shot models"), a picked by k-fold cross-validation on the real
+  training pairs only; the curve over a = 0, 0.1, ..., 1 is recorded.
+- freeze_k: the first k hidden layers keep their pretrained weights (surgical fine-tuning, Lee
+  et al. ICLR 2023).
+- residual: predict g(x) + net(x), the net trained on y - g(x) from a zero output (delta or
+  hybrid modelling); no pretraining.
+- g_feature: the network sees [x, g(x)] (physics-guided neural networks, Daw et al. 2017);
+  no pretraining.
+- multi_fidelity: the pretrained network's output y_L feeds, with x, a linear and a small
+  nonlinear branch whose sum is the prediction (Meng and Karniadakis, J. Comput. Phys. 2020,
+  "A composite neural network that learns from multi-fidelity data").
+
+The saved model of residual and g_feature evaluates g inside Keras (`SimpleModelLayer`): it
+loads through `tlkeras.load_model` (which registers the layer) but not through plain
+`keras.saving.load_model`; for those two a `<name>.net.keras` beside it holds the network
+alone, which plain Keras loads (its inputs and outputs are in the network's units).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlkeras import data, models
+from tlkeras.config import StudyConfig
+from tlkeras.engine import Regime, StackTrainer
+from tlkeras.systems import SystemParams, system_function
+
+TRANSFER_ARM = "transfer"  # the arm of fine_tune_all, as the study and earlier runs name it
+WISE_FT_MIXES = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+@dataclass
+class Prepared:
+    """One member ready to train: its starting network and its (network-unit) data."""
+
+    net: keras.Model
+    x: np.ndarray  # the network's inputs
+    y: np.ndarray  # the network's targets
+    offset: np.ndarray | None = None  # added to the network's output to predict (residual)
+
+
+class Strategy:
+    """Fine-tuning every pretrained weight (the study's); subclasses change one thing each."""
+
+    name = "fine_tune_all"
+    needs_pretraining = True
+    continues_pretraining = True  # trains `finetune_epochs` on from the pretrained weights
+    saves_plain_net = False  # residual and g_feature: also a `.net.keras` plain Keras loads
+
+    @property
+    def arm(self) -> str:
+        return TRANSFER_ARM if self.name == "fine_tune_all" else self.name
+
+    def network(self, config: StudyConfig) -> models.NetworkSpec:
+        """The trained network (with the user's units, as `build_mlp` exports it)."""
+        return config.network
+
+    def epochs(self, config: StudyConfig) -> tuple[int, int]:
+        """(epochs, first epoch number)."""
+        if self.continues_pretraining:
+            return config.finetune_epochs, config.pretrain_epochs
+        return config.epochs, 0
+
+    def shuffle_stream(self) -> str:
+        """Fine-tuning strategies share the minibatch order of fine_tune_all (a paired design:
+        wise_ft at a = 1 and l2_sp at alpha = 0 are exactly fine_tune_all)."""
+        return TRANSFER_ARM if self.continues_pretraining else self.name
+
+    def inputs(self, config: StudyConfig, x: np.ndarray, pretrained: keras.Model | None) -> np.ndarray:
+        """The network's inputs for points x (network units)."""
+        return x
+
+    def offset(self, config: StudyConfig, x: np.ndarray) -> np.ndarray | None:
+        """What is added to the network's output (network units); None: nothing."""
+        return None
+
+    def prepare(self, config: StudyConfig, x: np.ndarray, y: np.ndarray, pretrained: keras.Model | None,
+                init_seed: int) -> Prepared:
+        """The member's start, from its real pairs (network units), its pretrained model (None
+        without pretraining) and the seed of its fresh initialisation (the baseline's)."""
+        offset = self.offset(config, x)
+        targets = y if offset is None else y - offset
+        inputs = self.inputs(config, x, pretrained)
+        return Prepared(self.starting_net(config, pretrained, init_seed, inputs, targets), inputs, targets, offset)
+
+    def starting_net(self, config, pretrained, init_seed, x, y) -> keras.Model:
+        return pretrained
+
+    def regime(self, config: StudyConfig, members: int, anchor: list[np.ndarray]) -> Regime:
+        return Regime.uniform(members, config.learning_rate)
+
+    def export(self, config: StudyConfig, net: keras.Model, pretrained: keras.Model | None) -> keras.Model:
+        """The saved model: user units in and out."""
+        return net
+
+
+class L2SP(Strategy):
+    name = "l2_sp"
+
+    def regime(self, config, members, anchor):
+        return Regime([config.learning_rate] * members, anchor_alpha=[config.l2_sp_alpha] * members, anchor=anchor)
+
+
+class LinearProbeThenFineTune(Strategy):
+    name = "lp_ft"
+
+    def starting_net(self, config, pretrained, init_seed, x, y):
+        return linear_probe(config, pretrained, x, y)
+
+    def regime(self, config, members, anchor):
+        return Regime.uniform(members, config.learning_rate * config.lp_ft_rate_factor)
+
+
+class WiseFineTune(Strategy):
+    name = "wise_ft"
+
+
+class FreezeFirstLayers(Strategy):
+    name = "freeze_k"
+
+    def regime(self, config, members, anchor):
+        frozen = frozenset(f"hidden_{i}" for i in range(min(config.freeze_layers, config.depth)))
+        return Regime([config.learning_rate] * members, frozen=[frozen] * members)
+
+
+class Residual(Strategy):
+    name = "residual"
+    needs_pretraining = False
+    continues_pretraining = False
+    saves_plain_net = True
+
+    def network(self, config):
+        return config.network.in_network_units()
+
+    def offset(self, config, x):
+        return simple_model_in_network_units(config, x)
+
+    def starting_net(self, config, pretrained, init_seed, x, y):
+        net = models.build_mlp(self.network(config), seed=init_seed)  # the baseline's initial weights
+        output = models.dense_layers(net)["output"]  # but a zero output: the prediction starts as g
+        output.set_weights([np.zeros_like(w) for w in output.get_weights()])
+        return net
+
+    def export(self, config, net, pretrained):
+        spec = config.network
+        x = keras.Input(shape=(spec.num_inputs,), name="x")
+        correction = net(_to_network_units(spec, x))
+        if spec.normalised:
+            correction = keras.layers.Rescaling(scale=list(spec.output_scale), offset=0.0,
+                                                name="correction_units")(correction)
+        g = SimpleModelLayer(config.reference(config.simple_name), _params(config), spec.num_outputs,
+                             name="simple_model")(x)
+        return keras.Model(x, keras.layers.Add(name="g_plus_net")([g, correction]), name=net.name)
+
+
+class SimpleModelFeature(Strategy):
+    name = "g_feature"
+    needs_pretraining = False
+    continues_pretraining = False
+    saves_plain_net = True
+
+    def network(self, config):
+        core = config.network.in_network_units()
+        return dataclasses.replace(core, num_inputs=core.num_inputs + core.num_outputs)
+
+    def inputs(self, config, x, pretrained):
+        return np.concatenate([x, simple_model_in_network_units(config, x)], axis=-1).astype(np.float32)
+
+    def starting_net(self, config, pretrained, init_seed, x, y):
+        return models.build_mlp(self.network(config), seed=init_seed)
+
+    def export(self, config, net, pretrained):
+        spec = config.network
+        x = keras.Input(shape=(spec.num_inputs,), name="x")
+        g = SimpleModelLayer(config.reference(config.simple_name), _params(config), spec.num_outputs,
+                             name="simple_model")(x)
+        features = keras.layers.Concatenate(name="x_and_g")([_to_network_units(spec, x),
+                                                             _outputs_to_network_units(spec, g)])
+        return keras.Model(x, _to_user_units(spec, net(features)), name=net.name)
+
+
+class MultiFidelity(Strategy):
+    name = "multi_fidelity"
+    continues_pretraining = False
+
+    def network(self, config):
+        core = config.network.in_network_units()
+        return dataclasses.replace(core, num_inputs=core.num_inputs + core.num_outputs, depth=2,
+                                   linear_branch=True)
+
+    def inputs(self, config, x, pretrained):
+        low_fidelity = config.network.scale_outputs(
+            np.asarray(pretrained(config.network.unscale_inputs(x).astype(np.float32), training=False)))
+        return np.concatenate([x, low_fidelity], axis=-1).astype(np.float32)
+
+    def starting_net(self, config, pretrained, init_seed, x, y):
+        return models.build_mlp(self.network(config), seed=init_seed)
+
+    def export(self, config, net, pretrained):
+        """One plain Keras model: x -> the (frozen) pretrained model -> [x, y_L] -> branches."""
+        spec = config.network
+        pretrained.trainable = False
+        x = keras.Input(shape=(spec.num_inputs,), name="x")
+        low_fidelity = _outputs_to_network_units(spec, pretrained(x))
+        features = keras.layers.Concatenate(name="x_and_low_fidelity")([_to_network_units(spec, x), low_fidelity])
+        return keras.Model(x, _to_user_units(spec, net(features)), name=net.name)
+
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy(), L2SP(), LinearProbeThenFineTune(), WiseFineTune(), FreezeFirstLayers(), Residual(),
+    SimpleModelFeature(), MultiFidelity())}
+BY_ARM: dict[str, Strategy] = {s.arm: s for s in STRATEGIES.values()}
+
+
+def strategy_of_arm(arm: str) -> Strategy | None:
+    """The strategy an arm trains (None for pretrain, baseline and oracle)."""
+    return BY_ARM.get(arm)
+
+
+# Helpers --------------------------------------------------------------------------------------
+def simple_model_in_network_units(config: StudyConfig, x: np.ndarray) -> np.ndarray:
+    """g at network-unit points x, in network units."""
+    network = config.network
+    g = system_function(config.reference(config.simple_name), config.system_params)
+    return network.scale_outputs(np.asarray(g(network.unscale_inputs(x))))
+
+
+def linear_probe(config: StudyConfig, pretrained: keras.Model, x: np.ndarray, y: np.ndarray) -> keras.Model:
+    """The pretrained model with its output layer refitted by least squares (a tiny ridge) on the
+    last hidden layer's features of x (network units); the hidden layers are unchanged."""
+    spec = config.network
+    probe = models.build_mlp(spec, seed=0)
+    layers = models.dense_layers(pretrained)
+    for name, layer in models.dense_layers(probe).items():
+        layer.set_weights(layers[name].get_weights())
+    features = np.asarray(x, np.float64)
+    for i in range(spec.depth):
+        kernel, bias = layers[f"hidden_{i}"].get_weights()
+        features = np.asarray(keras.activations.get(spec.activation)(features @ kernel + bias), np.float64)
+    design = np.concatenate([features, np.ones((len(features), 1))], axis=1)
+    ridge = 1e-6 * np.trace(design.T @ design) / design.shape[1]
+    solution = np.linalg.solve(design.T @ design + ridge * np.eye(design.shape[1]), design.T @ y)
+    models.dense_layers(probe)["output"].set_weights([solution[:-1].astype(np.float32),
+                                                      solution[-1].astype(np.float32)])
+    return probe
+
+
+def wise_ft_folds(config: StudyConfig, seed: int, size: int) -> list[np.ndarray]:
+    """k disjoint held-out folds of the real pairs' row numbers, floor(size/k) rows each (the
+    rest always train), so every fold model trains on the same number of pairs."""
+    order = np.random.default_rng(data.stream_seed(seed, "wise_ft/folds", size)).permutation(size)
+    rows = size // config.wise_ft_folds
+    return [np.sort(order[k * rows:(k + 1) * rows]) for k in range(config.wise_ft_folds)]
+
+
+def mix(start: Sequence[np.ndarray], end: Sequence[np.ndarray], a: float) -> list[np.ndarray]:
+    """(1 - a) * start + a * end, weight by weight."""
+    return [(1.0 - a) * s + a * e for s, e in zip(start, end)]
+
+
+def cross_validated_mix(config: StudyConfig, prepared: Sequence[Prepared], seeds: Sequence[int],
+                        shuffle_seeds: Sequence[int], epochs: int, first_epoch: int) -> list[np.ndarray]:
+    """wise_ft's k-fold curve: for each member, the mean held-out MSE (network units) of the mix
+    at every a in WISE_FT_MIXES, each fold model fine-tuned as the member is but without its
+    fold. [members, len(WISE_FT_MIXES)]."""
+    spec = config.network.in_network_units()
+    k = config.wise_ft_folds
+    folds = [wise_ft_folds(config, seed, len(p.x)) for p, seed in zip(prepared, seeds)]
+    fold_members = [(m, f) for m in range(len(prepared)) for f in range(k)]
+    stack = models.build_stack(spec, len(fold_members))
+    models.load_members(stack, [prepared[m].net for m, _ in fold_members])
+    start = [w.copy() for w in stack.get_weights()]
+    kept = [np.setdiff1d(np.arange(len(prepared[m].x)), folds[m][f]) for m, f in fold_members]
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
+    trainer.fit(np.stack([prepared[m].x[rows] for (m, _), rows in zip(fold_members, kept)]),
+                np.stack([prepared[m].y[rows] for (m, _), rows in zip(fold_members, kept)]),
+                epochs, shuffle_seeds=[shuffle_seeds[m] for m, _ in fold_members], first_epoch=first_epoch)
+    end = stack.get_weights()
+    held_x = np.stack([prepared[m].x[folds[m][f]] for m, f in fold_members])  # [K*k, rows, in]
+    held_y = np.stack([prepared[m].y[folds[m][f]] for m, f in fold_members])
+    curves = np.zeros((len(prepared), len(WISE_FT_MIXES)))
+    for column, a in enumerate(WISE_FT_MIXES):
+        params = [tf.constant(w) for w in mix(start, end, a)]
+        predictions = trainer.predict(params, held_x)  # [K*k, rows, out]
+        errors = np.mean((predictions - held_y) ** 2, axis=(1, 2))
+        curves[:, column] = errors.reshape(len(prepared), k).mean(axis=1)
+    return list(curves)
+
+
+def _params(config: StudyConfig) -> dict:
+    return dataclasses.asdict(config.system_params)
+
+
+def _to_network_units(spec: models.NetworkSpec, x):
+    if not spec.normalised:
+        return x
+    return keras.layers.Rescaling(scale=[1.0 / s for s in spec.input_scale],
+                                  offset=[-m / s for m, s in zip(spec.input_offset, spec.input_scale)])(x)
+
+
+def _outputs_to_network_units(spec: models.NetworkSpec, y):
+    if not spec.normalised:
+        return y
+    return keras.layers.Rescaling(scale=[1.0 / s for s in spec.output_scale],
+                                  offset=[-m / s for m, s in zip(spec.output_offset, spec.output_scale)])(y)
+
+
+def _to_user_units(spec: models.NetworkSpec, y):
+    if not spec.normalised:
+        return y
+    return keras.layers.Rescaling(scale=list(spec.output_scale), offset=list(spec.output_offset))(y)
+
+
+@keras.saving.register_keras_serializable(package="tlkeras")
+class SimpleModelLayer(keras.layers.Layer):
+    """The simple model g inside a Keras model (user units in and out), by its reference: a
+    built-in name, or a user's `file.py:g` / `module:g` (loaded when the model is)."""
+
+    def __init__(self, reference: str, params: dict, num_outputs: int, **kwargs):
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.reference = reference
+        self.params = dict(params)
+        self.num_outputs = int(num_outputs)
+        self._function = system_function(reference, SystemParams(**{k: tuple(v) if isinstance(v, list) else v
+                                                                     for k, v in self.params.items()}))
+
+    def call(self, x):
+        def evaluate(points):
+            return np.asarray(self._function(np.asarray(points, np.float64)), np.float32)
+
+        y = tf.numpy_function(evaluate, [tf.cast(x, tf.float32)], tf.float32, stateful=False)
+        return tf.reshape(y, [-1, self.num_outputs])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_outputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reference=self.reference, params=self.params, num_outputs=self.num_outputs)
+        return config
