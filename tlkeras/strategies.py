@@ -246,8 +246,8 @@ def simple_model_in_network_units(config: StudyConfig, x: np.ndarray) -> np.ndar
 
 
 def linear_probe(config: StudyConfig, pretrained: keras.Model, x: np.ndarray, y: np.ndarray) -> keras.Model:
-    """The pretrained model with its output layer refitted by least squares (a tiny ridge) on the
-    last hidden layer's features of x (network units); the hidden layers are unchanged."""
+    """The pretrained model with its output layer refitted by least squares on the last hidden
+    layer's features of x (network units); the hidden layers are unchanged."""
     spec = config.network
     probe = models.build_mlp(spec, seed=0)
     layers = models.dense_layers(pretrained)
@@ -258,8 +258,9 @@ def linear_probe(config: StudyConfig, pretrained: keras.Model, x: np.ndarray, y:
         kernel, bias = layers[f"hidden_{i}"].get_weights()
         features = np.asarray(keras.activations.get(spec.activation)(features @ kernel + bias), np.float64)
     design = np.concatenate([features, np.ones((len(features), 1))], axis=1)
-    ridge = 1e-6 * np.trace(design.T @ design) / design.shape[1]
-    solution = np.linalg.solve(design.T @ design + ridge * np.eye(design.shape[1]), design.T @ y)
+    # Minimum-norm least squares, directions below 1e-6 of the largest singular value dropped
+    # (dead ReLUs and near-collinear features): small weights that survive float32.
+    solution = np.linalg.lstsq(design, np.asarray(y, np.float64), rcond=1e-6)[0]
     models.dense_layers(probe)["output"].set_weights([solution[:-1].astype(np.float32),
                                                       solution[-1].astype(np.float32)])
     return probe

@@ -1,0 +1,240 @@
+"""Transfer strategies: the engine's per-member regimes, and every strategy through a real study."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from tlkeras import engine, models, strategies
+from tlkeras.config import TRANSFER_STRATEGIES, ConfigError, StudyConfig
+from tlkeras.options import SweepOptions
+from tlkeras.persistence import load_model
+from tlkeras.rundir import RunDir
+from tlkeras.study import run_study
+from tlkeras.training import Member
+
+SPEC = models.NetworkSpec()
+TOLERANCE = 1e-5
+
+
+def _data(members, size, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 20, (members, size, 2)).astype(np.float32)
+    y = rng.normal(size=(members, size, 2)).astype(np.float32) + x[..., ::-1] / 4
+    return x, y
+
+
+def _train(seeds, x, y, epochs, regime=None, **fit):
+    stack = models.build_stack(SPEC, len(seeds))
+    models.load_members(stack, [models.build_mlp(SPEC, seed=s) for s in seeds])
+    start = [np.array(v.numpy()) for v in stack.trainable_variables]
+    if callable(regime):
+        regime = regime(start)
+    trainer = engine.StackTrainer(stack, 1e-3, 32, regime)
+    trainer.fit(x, y, epochs, shuffle_seeds=seeds, **fit)
+    return stack, start
+
+
+def _weights(stack, index):
+    return [w for w in models.export_member(stack, SPEC, index).get_weights()]
+
+
+def _regime(start, rates, frozen, alphas):
+    return engine.Regime(rates, frozen=frozen, anchor_alpha=alphas, anchor=start)
+
+
+RATES, FROZEN, ALPHAS = [1e-3, 5e-4, 1e-3], [frozenset(), frozenset({"hidden_0", "hidden_1"}), frozenset()], [0.0, 0.0, 1e3]
+
+
+@pytest.fixture(scope="module")
+def regimes():
+    """Three members with their own regimes (plain; a lower rate and two frozen layers; a strong
+    L2-SP pull), members 1 and 2 again alone, and the three without any regime."""
+    x, y = _data(3, 70)  # 70 = 2 full batches and a short one
+    stack, start = _train([1, 2, 3], x, y, 4, lambda s: _regime(s, RATES, FROZEN, ALPHAS))
+    alone = {index: _train([index + 1] * 2, x[[index, index]], y[[index, index]], 4,
+                           lambda s, i=index: _regime(s, [RATES[i]] * 2, [FROZEN[i]] * 2, [ALPHAS[i]] * 2))[0]
+             for index in (1, 2)}
+    plain, _ = _train([1, 2, 3], x, y, 4)
+    return stack, start, alone, plain
+
+
+def test_a_member_with_its_own_regime_trains_in_a_stack_exactly_as_alone(regimes):
+    stack, _, alone, _ = regimes
+    for index in (1, 2):
+        difference = max(np.abs(a - b).max() for a, b in zip(_weights(stack, index), _weights(alone[index], 0)))
+        assert difference < TOLERANCE
+
+
+def test_frozen_layers_keep_their_weights_and_the_others_train(regimes):
+    stack, start, _, _ = regimes
+    names = [v.path.split("/")[0] for v in stack.trainable_variables]
+    for name, before, after in zip(names, start, [v.numpy() for v in stack.trainable_variables]):
+        if name in FROZEN[1]:
+            np.testing.assert_array_equal(after[1], before[1])
+        else:
+            assert np.abs(after[1] - before[1]).max() > 1e-5
+        assert np.abs(after[0] - before[0]).max() > 1e-5  # member 0 trains every layer
+
+
+def test_the_anchor_pull_holds_weights_near_the_start_and_zero_alpha_changes_nothing(regimes):
+    stack, start, _, plain = regimes
+    for a, b in zip(_weights(stack, 0), _weights(plain, 0)):  # member 0: alpha 0, the same rate
+        np.testing.assert_array_equal(a, b)
+
+    def distance(trained, index):
+        return sum(float(np.sum((v.numpy()[index] - s[index]) ** 2)) for v, s in zip(trained.trainable_variables, start))
+
+    # Adam steps of ~lr keep it jittering about the anchor; without the pull it drifts far further.
+    assert distance(stack, 2) < 0.1 * distance(plain, 2)
+
+
+def test_evaluation_inside_training_sees_every_few_epochs_and_changes_no_weight():
+    x, y = _data(2, 64)
+    seen = []
+    plain, _ = _train([1, 2], x, y, 7, first_epoch=10)
+    stack = models.build_stack(SPEC, 2)
+    models.load_members(stack, [models.build_mlp(SPEC, seed=s) for s in (1, 2)])
+    trainer = engine.StackTrainer(stack, 1e-3, 32)
+    probe = np.array([[1.0, 2.0], [15.0, 3.0]], np.float32)
+    trainer.fit(x, y, 7, shuffle_seeds=[1, 2], first_epoch=10, evaluate_every=3,
+                evaluate=lambda epoch, params: seen.append((epoch, trainer.predict(params, probe))))
+    assert [epoch for epoch, _ in seen] == [13, 16, 17]
+    np.testing.assert_allclose(seen[-1][1], np.transpose(np.asarray(stack(np.repeat(probe[:, None], 2, 1))),
+                                                          (1, 0, 2)), rtol=1e-6)
+    for a, b in zip(plain.get_weights(), stack.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(seen[0][1], seen[-1][1])
+
+
+def test_the_linear_probe_solves_least_squares_on_the_pretrained_features():
+    config = StudyConfig()
+    pretrained = models.build_mlp(SPEC, seed=3)
+    x, y = _data(1, 200)
+    probe = strategies.linear_probe(config, pretrained, x[0], y[0])
+    hidden = keras.Model(probe.inputs, probe.get_layer("hidden_4").output)
+    features = np.concatenate([np.asarray(hidden([x[0]]), np.float64), np.ones((200, 1))], axis=1)
+    best = np.linalg.lstsq(features, y[0].astype(np.float64), rcond=1e-6)[0]  # dead ReLUs: rank-deficient
+    kernel, bias = probe.get_layer("output").get_weights()
+    residual_fit = np.mean((features @ np.vstack([kernel, bias]) - y[0]) ** 2)
+    assert residual_fit == pytest.approx(np.mean((features @ best - y[0]) ** 2), rel=1e-4)
+    for name in ("hidden_0", "hidden_4"):  # the features themselves are the pretrained ones
+        for a, b in zip(probe.get_layer(name).get_weights(), pretrained.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_strategy_settings_out_of_range_are_one_line_errors():
+    for overrides, needle in ((dict(transfer_strategy=("bogus",)), "transfer_strategy='bogus'"),
+                              (dict(transfer_strategy=()), "transfer_strategy="),
+                              (dict(transfer_strategy=("wise_ft",), volumes=(8,)), "volumes=8"),
+                              (dict(transfer_strategy=("freeze_k",), freeze_layers=6), "freeze_layers=6"),
+                              (dict(l2_sp_alpha=-1.0), "l2_sp_alpha=-1.0"),
+                              (dict(evaluations=-1), "evaluations=-1")):
+        with pytest.raises(ConfigError, match="^" + needle.replace("(", r"\(")) as error:
+            StudyConfig(**overrides).validate()
+        assert "\n" not in str(error.value)
+    assert StudyConfig.from_json(json.dumps({"transfer_strategy": "fine_tune_all"})).transfer_strategy == (
+        "fine_tune_all",)  # a run from before strategies were a list
+
+
+# Every strategy through one real (tiny) study --------------------------------------------------
+TINY = dict(pretrain_size=300, epochs=12, pretrain_epochs=8, seeds=(0, 1), volumes=(20,), arms=("transfer", "baseline"),
+            systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=4)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("strategies")
+    config = StudyConfig(**TINY).validate()
+    results = run_study(config, folder, SweepOptions(workers=2))
+    return config, RunDir(folder), results
+
+
+def _record(run_dir, arm, volume=20, seed=0, system="hill2"):
+    return run_dir.read_record(Member(arm, system, volume, seed))
+
+
+def test_every_strategy_saves_a_model_that_reloads_and_scores_as_recorded(study):
+    config, run_dir, results = study
+    from tlkeras.jobs import EvaluationSet
+
+    points = EvaluationSet(config)
+    for arm in config.strategy_arms():
+        record = _record(run_dir, arm)
+        model = load_model(run_dir.model_path(Member(arm, "hill2", 20, 0)))
+        errors = np.mean(np.abs(np.asarray(model(points.x.astype(np.float32))) - points.truth["hill2"]), axis=-1)
+        assert errors.mean() == pytest.approx(record["l1_mean"], rel=1e-5), arm
+        assert len(record["eval_curve"]["epochs"]) >= 3, arm  # evaluated during training
+    assert {row["arm"] for row in results["summary"]} == {*config.strategy_arms(), "baseline"}
+
+
+def test_wise_ft_is_the_cross_validated_mix_of_pretrained_and_fine_tuned_weights(study):
+    config, run_dir, _ = study
+    record = _record(run_dir, "wise_ft", seed=1)
+    curve = record["wise_ft_cv_mse"]
+    assert len(curve) == 11 == len(record["wise_ft_eval_l1"])
+    assert record["wise_ft_mix"] == strategies.WISE_FT_MIXES[int(np.argmin(curve))]
+    a = record["wise_ft_mix"]
+    pretrained = load_model(run_dir.model_path(Member("pretrain", "synthetic", 300, 1))).get_weights()
+    fine_tuned = load_model(run_dir.model_path(Member("transfer", "hill2", 20, 1))).get_weights()
+    mixed = load_model(run_dir.model_path(Member("wise_ft", "hill2", 20, 1))).get_weights()
+    for p, f, m in zip(pretrained, fine_tuned, mixed):
+        np.testing.assert_allclose(m, (1 - a) * p + a * f, atol=1e-5)
+    assert record["wise_ft_eval_l1"][10] == pytest.approx(_record(run_dir, "transfer", 20, 1)["l1_mean"], rel=1e-4)
+
+
+def test_freeze_k_keeps_the_first_layers_of_the_pretrained_model(study):
+    config, run_dir, _ = study
+    pretrained = load_model(run_dir.model_path(Member("pretrain", "synthetic", 300, 0)))
+    frozen = load_model(run_dir.model_path(Member("freeze_k", "hill2", 20, 0)))
+    for i in range(config.depth):
+        same = all(np.array_equal(a, b) for a, b in zip(pretrained.get_layer(f"hidden_{i}").get_weights(),
+                                                         frozen.get_layer(f"hidden_{i}").get_weights()))
+        assert same == (i < config.freeze_layers), i
+
+
+def test_residual_and_g_feature_need_tlkeras_to_load_and_leave_a_plain_keras_network(study):
+    config, run_dir, _ = study
+    script = (
+        "import sys, keras, numpy as np\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        model = keras.saving.load_model(path, compile=False)\n"
+        "        print('loaded', model.input_shape[-1])\n"
+        "    except Exception as error:\n"
+        "        print('refused', type(error).__name__)\n"
+    )
+    paths = [run_dir.model_path(Member(arm, "hill2", 20, 0)) for arm in ("residual", "g_feature", "multi_fidelity")]
+    nets = [p.with_suffix(".net.keras") for p in paths[:2]]
+    out = subprocess.run([sys.executable, "-c", script, *map(str, paths + nets)], capture_output=True, text=True,
+                         cwd="/", timeout=300, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3",
+                                                     "PYTHONPATH": ""}).stdout.split("\n")
+    assert out[:5] == ["refused TypeError", "refused TypeError", "loaded 2", "loaded 2", "loaded 4"], out
+    # Through tlkeras the residual model is g plus its network: at x where the net is ~0, ~g.
+    residual = load_model(paths[0])
+    assert [layer.name for layer in residual.layers if "simple" in layer.name] == ["simple_model"]
+
+
+def test_residual_starts_as_the_simple_model_itself():
+    config = StudyConfig(**TINY).validate()
+    x = np.random.default_rng(0).uniform(0, 20, (30, 2)).astype(np.float32)
+    start = strategies.STRATEGIES["residual"].prepare(config, x, np.zeros((30, 2), np.float32), None, 5)
+    np.testing.assert_array_equal(np.asarray(start.net(x)), 0.0)
+    np.testing.assert_allclose(start.offset, strategies.simple_model_in_network_units(config, x))
+    np.testing.assert_allclose(start.y, -start.offset)
+
+
+def test_exp3_refuses_an_unknown_strategy_before_any_work(tmp_path):
+    from conftest import run_driver
+
+    result = run_driver("exp3.py", [f"--logdir={tmp_path}", "--strategies=fine_tune_all,bogus"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: flag --strategies=") and lines[0].endswith(
+        f"--strategies takes distinct names from {', '.join(TRANSFER_STRATEGIES)}, comma-separated")
+    assert not (tmp_path / "exp3").exists()
