@@ -109,14 +109,14 @@ def test_bad_shapes_are_refused():
 
 def test_a_member_is_bit_identical_in_any_job_whatever_its_stack():
     from tlkeras.config import StudyConfig
-    from tlkeras.training import initial_model, plan_jobs, train_job
+    from tlkeras.training import plan_jobs, prepare, train_job
 
     config = StudyConfig(pretrain_size=100, oracle_size=64, epochs=4, pretrain_epochs=3, seeds=(0, 1, 2),
                          volumes=(40,), arms=("baseline",))
     job = plan_jobs(config)[0]
-    whole = train_job(config, job, [initial_model(config, m) for m in job.members])
+    whole = train_job(config, job, [prepare(config, m, None) for m in job.members])
     for subset in ([job.members[1]], [job.members[1], job.members[2]]):
-        part = train_job(config, job.subset(subset), [initial_model(config, m) for m in subset])
+        part = train_job(config, job.subset(subset), [prepare(config, m, None) for m in subset])
         for a, b in zip(models.export_member(whole.stack, SPEC, 1).get_weights(),
                         models.export_member(part.stack, SPEC, 0).get_weights()):
             np.testing.assert_array_equal(a, b)  # exact: resuming or splitting changes no number

@@ -174,3 +174,38 @@ def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+STRATEGY_STYLES = ("-o", "-s", "-^", "-v", "-D", "-P", "-X", "-*")
+
+
+def plot_strategies(path: Path, volumes: Sequence[int], curves: dict[str, dict], oracle: tuple[float, float] | None,
+                    title: str) -> Path:
+    """L1 against the real-data volume N (log x), one line per strategy and the baseline: the mean
+    over seeds with its 95% interval as a band, the seeds' ensemble (one model) dashed, the oracle
+    as a horizontal line with its ±1 sd band. `curves[name]`: mean, low, high, ensemble (lists
+    over `volumes`; ensemble may be None)."""
+    figure, axis = plt.subplots(figsize=(8.5, 5.2), constrained_layout=True)
+    colors = plt.get_cmap("tab10").colors
+    for index, (name, curve) in enumerate(curves.items()):
+        color = "black" if name == "baseline" else colors[index % len(colors)]
+        axis.plot(volumes, curve["mean"], STRATEGY_STYLES[index % len(STRATEGY_STYLES)], color=color,
+                  label=name, linewidth=1.4, markersize=4)
+        axis.fill_between(volumes, curve["low"], curve["high"], color=color, alpha=0.12, linewidth=0)
+        if curve.get("ensemble") is not None:
+            axis.plot(volumes, curve["ensemble"], "--", color=color, linewidth=1.0, alpha=0.8)
+    if oracle is not None:
+        mean, sd = oracle
+        axis.axhline(mean, color="tab:green", linewidth=1.2, label="oracle")
+        axis.axhspan(mean - sd, mean + sd, color="tab:green", alpha=0.1)
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xticks(list(volumes))
+    axis.set_xticklabels([str(v) for v in volumes])
+    axis.set_xlabel("real small-domain pairs N (log scale)")
+    axis.set_ylabel("L1 on the big domain (log scale)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.plot([], [], "--", color="gray", label="ensemble of the seeds (one model)")
+    axis.legend(fontsize=8, ncol=2)
+    axis.set_title(title, fontsize=10)
+    return _save(figure, path)
