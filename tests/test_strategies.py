@@ -144,7 +144,7 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
 
 # Every strategy through one real (tiny) study --------------------------------------------------
 TINY = dict(pretrain_size=300, epochs=12, pretrain_epochs=8, seeds=(0, 1), volumes=(20,), arms=("transfer", "baseline"),
-            systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=4)
+            systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=12)
 
 
 @pytest.fixture(scope="module")

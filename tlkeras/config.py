@@ -129,7 +129,7 @@ class StudyConfig:
     lp_ft_rate_factor: float = 0.1  # lp_ft: fine-tuning rate = learning_rate * this
     freeze_layers: int = 2  # freeze_k: hidden layers kept as pretrained, from the input
     wise_ft_folds: int = 5  # wise_ft: k of the cross-validation that picks the mix
-    evaluations: int = 40  # evaluations of every model during its training (TensorBoard curves)
+    evaluations: int = 40  # evaluations over a model's `epochs` of training (TensorBoard curves)
     # Evaluation.
     eval_points: int = 100
     eval_seed: int = 20_240_611
@@ -211,9 +211,12 @@ class StudyConfig:
         g_feature: they use g itself)."""
         return any(a not in ("residual", "g_feature") for a in self.strategy_arms())
 
-    def evaluate_every(self, epochs: int) -> int:
-        """Epochs between evaluations inside a training of `epochs` (0: at its end only)."""
-        return 0 if self.evaluations == 0 else max(1, -(-epochs // self.evaluations))
+    @property
+    def evaluation_interval(self) -> int:
+        """Epochs between evaluations inside training (0: at the end only): `evaluations` over a
+        model's whole training of `epochs` (a transfer model: pretraining, then fine-tuning, on
+        one axis), the same interval for every job."""
+        return 0 if self.evaluations == 0 else max(1, -(-self.epochs // self.evaluations))
 
     @property
     def finetune_epochs(self) -> int:

@@ -131,6 +131,7 @@ class StackTrainer:
         ]
         self.steps_taken = 0
         self._compiled: dict[tuple, Callable] = {}
+        self._predict: Callable | None = None
 
     @property
     def members(self) -> int:
@@ -152,8 +153,16 @@ class StackTrainer:
             stacked = np.repeat(x[:, None, :], self.members, axis=1)
         else:
             stacked = np.transpose(x, (1, 0, 2))
-        predictions, _ = self.stack.stateless_call(params, [], tf.constant(stacked), training=False)
-        return np.transpose(np.asarray(predictions), (1, 0, 2))
+        if self._predict is None:  # compiled once: an eager call costs more than a short chunk
+            stack = self.stack
+
+            @tf.function(jit_compile=True, reduce_retracing=True)
+            def forward(params, inputs):
+                outputs, _ = stack.stateless_call(params, [], inputs, training=False)
+                return tf.transpose(outputs, [1, 0, 2])
+
+            self._predict = forward
+        return self._predict(list(params), tf.constant(stacked)).numpy()
 
     def fit(
         self,

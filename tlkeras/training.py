@@ -200,7 +200,7 @@ def train_job(
 ) -> TrainedStack:
     """Train the members of `job` as one stack, each from its prepared start and data.
 
-    With `evaluated`, every `config.evaluate_every(job.epochs)` epochs the members predict
+    With `evaluated`, every `config.evaluation_interval` epochs the members predict
     `eval_inputs` [members, points, in] and `evaluated` gets the predictions (network units,
     offsets added).
 
@@ -233,7 +233,7 @@ def train_job(
     log = trainer.fit(
         np.stack([p.x for p in prepared]), np.stack([p.y for p in prepared]), job.epochs,
         shuffle_seeds=shuffle_seeds, first_epoch=job.first_epoch, progress=progress,
-        evaluate_every=config.evaluate_every(job.epochs),
+        evaluate_every=config.evaluation_interval,
         evaluate=evaluate if evaluated is not None and eval_inputs is not None else None,
     )
     trained = TrainedStack(job, stack, log, trainer, network)
