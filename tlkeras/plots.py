@@ -176,36 +176,61 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
-STRATEGY_STYLES = ("-o", "-s", "-^", "-v", "-D", "-P", "-X", "-*")
-
-
 def plot_strategies(path: Path, volumes: Sequence[int], curves: dict[str, dict], oracle: tuple[float, float] | None,
                     title: str) -> Path:
-    """L1 against the real-data volume N (log x), one line per strategy and the baseline: the mean
-    over seeds with its 95% interval as a band, the seeds' ensemble (one model) dashed, the oracle
-    as a horizontal line with its ±1 sd band. `curves[name]`: mean, low, high, ensemble (lists
-    over `volumes`; ensemble may be None)."""
-    figure, axis = plt.subplots(figsize=(8.5, 5.2), constrained_layout=True)
-    colors = plt.get_cmap("tab10").colors
-    for index, (name, curve) in enumerate(curves.items()):
-        color = "black" if name == "baseline" else colors[index % len(colors)]
-        axis.plot(volumes, curve["mean"], STRATEGY_STYLES[index % len(STRATEGY_STYLES)], color=color,
-                  label=name, linewidth=1.4, markersize=4)
-        axis.fill_between(volumes, curve["low"], curve["high"], color=color, alpha=0.12, linewidth=0)
+    """L1 against the real-data volume N, log-log, as small multiples: the first panel has every
+    strategy's mean over seeds; then one panel per strategy with its 95% interval over seeds as a
+    band and its seeds' ensemble (one model) dashed, beside fine_tune_all (grey) and the baseline
+    (black); the oracle is the green line with its ±1 sd band. `curves[name]`: mean, low, high,
+    ensemble (lists over `volumes`; ensemble may be None)."""
+    strategies = [name for name in curves if name != "baseline"]
+    panels = 1 + len(strategies)
+    columns = min(3, panels)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False,
+                                sharex=True, sharey=True, constrained_layout=True)
+    palette = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # grey is fine_tune_all's
+    colors = dict(zip(strategies, palette * 2))
+    reference = curves.get("fine_tune_all")
+    baseline = curves.get("baseline")
+
+    def frame(axis, heading):
+        if oracle is not None:
+            axis.axhline(oracle[0], color="tab:green", linewidth=1.0)
+            axis.axhspan(oracle[0] - oracle[1], oracle[0] + oracle[1], color="tab:green", alpha=0.1)
+        if baseline is not None:
+            axis.plot(volumes, baseline["mean"], "-", color="black", linewidth=1.2)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.25)
+        axis.set_title(heading, fontsize=9)
+
+    overview = axes[0, 0]
+    frame(overview, "every strategy: mean over seeds")
+    for name in strategies:
+        overview.plot(volumes, curves[name]["mean"], "-o", color=colors[name], markersize=3, linewidth=1.2,
+                      label=name, zorder=3 if name == "fine_tune_all" else 2)
+    overview.plot([], [], "-", color="black", label="baseline")
+    overview.plot([], [], "-", color="tab:green", label="oracle")
+    overview.legend(fontsize=6.5, ncol=2)
+    for index, name in enumerate(strategies, start=1):
+        axis = axes[index // columns, index % columns]
+        frame(axis, name)
+        curve = curves[name]
+        if reference is not None and name != "fine_tune_all":
+            axis.plot(volumes, reference["mean"], "-", color="gray", linewidth=1.0)
+        axis.fill_between(volumes, curve["low"], curve["high"], color=colors[name], alpha=0.2, linewidth=0)
+        axis.plot(volumes, curve["mean"], "-o", color=colors[name], markersize=3, linewidth=1.5)
         if curve.get("ensemble") is not None:
-            axis.plot(volumes, curve["ensemble"], "--", color=color, linewidth=1.0, alpha=0.8)
-    if oracle is not None:
-        mean, sd = oracle
-        axis.axhline(mean, color="tab:green", linewidth=1.2, label="oracle")
-        axis.axhspan(mean - sd, mean + sd, color="tab:green", alpha=0.1)
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xticks(list(volumes))
-    axis.set_xticklabels([str(v) for v in volumes])
-    axis.set_xlabel("real small-domain pairs N (log scale)")
-    axis.set_ylabel("L1 on the big domain (log scale)")
-    axis.grid(True, which="both", alpha=0.3)
-    axis.plot([], [], "--", color="gray", label="ensemble of the seeds (one model)")
-    axis.legend(fontsize=8, ncol=2)
-    axis.set_title(title, fontsize=10)
+            axis.plot(volumes, curve["ensemble"], "--", color=colors[name], linewidth=1.2)
+    for index in range(panels, rows * columns):
+        axes[index // columns, index % columns].axis("off")
+    for axis in axes[-1, :]:
+        axis.set_xticks(list(volumes))
+        axis.set_xticklabels([str(v) for v in volumes], fontsize=7, rotation=45)
+        axis.set_xlabel("real pairs N")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("L1, big domain")
+    figure.suptitle(title + "\nper panel: band = 95% interval over seeds, dashed = the seeds' ensemble, "
+                    "grey = fine_tune_all, black = baseline, green = oracle", fontsize=9)
     return _save(figure, path)

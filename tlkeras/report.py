@@ -202,8 +202,7 @@ def strategy_figures(config: StudyConfig, headline_rows: list[dict], records: li
         oracle_line = (float(np.mean(oracle)), float(np.std(oracle, ddof=1)) if len(oracle) > 1 else 0.0) if oracle else None
         figures[f"strategies_{system}"] = plots.plot_strategies(
             folder / f"fig6_strategies_{system}.png", volumes, curves, oracle_line,
-            f"{system}: L1 against real-data volume per strategy (band: 95% CI over {len(rows[0]['seeds'])} seeds; "
-            "dashed: the seeds' ensemble)")
+            f"{system}: L1 against real-data volume N per strategy ({len(rows[0]['seeds'])} seeds)")
     return figures
 
 
