@@ -59,12 +59,22 @@ def test_scalar_tags_and_one_continuous_transfer_curve(tensorboard):
     assert "train/loss" in tags["oracle/hill3/n128/seed1"]
     points = _get(tensorboard, f"/data/plugin/scalars/scalars?run={run}&tag=train/loss")
     assert [step for _, step, _ in points] == list(range(1, 7))
+    # Evaluated during training (6 epochs / 40 evaluations: every epoch), the pretrained model's
+    # error on hill3 first (epochs 1-4), then fine-tuning's (5-6): one curve, steps in order.
+    for tag in ("eval/l1_outside", "eval/l1_inside", "eval/l1_mean"):
+        curve = _get(tensorboard, f"/data/plugin/scalars/scalars?run={run}&tag={tag}")
+        assert [step for _, step, _ in curve] == list(range(1, 7)), tag
+    baseline = _get(tensorboard, "/data/plugin/scalars/scalars?run=baseline/hill3/n40/seed0&tag=eval/l1_mean")
+    assert [step for _, step, _ in baseline] == list(range(1, 7))
+    assert len({value for _, _, value in baseline}) > 1  # a curve, not a repeated number
 
 
 def test_histograms_of_evaluation_errors(tensorboard):
     tags = _get(tensorboard, "/data/plugin/histograms/tags")
     for arm_run in ("transfer/hill3/n40/seed1", "baseline/hill3/n40/seed0", "oracle/hill3/n128/seed0"):
         assert "eval/point_error" in tags[arm_run]
+    steps = _get(tensorboard, "/data/plugin/histograms/histograms?run=baseline/hill3/n40/seed0&tag=eval/point_error")
+    assert [step for _, step, _ in steps] == list(range(1, 7))  # a histogram at every evaluation
 
 
 def test_figures_as_images_and_the_hparams_dashboard(tensorboard):

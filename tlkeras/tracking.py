@@ -74,12 +74,14 @@ def write_member(
     curve = list(losses) if earlier_losses is None else [*earlier_losses, *losses]
     _write_scalar_curve(folder, "train/loss", curve, first_step=1 if earlier_losses is not None else first_epoch + 1)
     last_epoch = first_epoch + len(losses)
-    for source in (earlier_eval_curve, eval_curve):
-        if source:
-            for metric in ("l1_mean", "l1_inside", "l1_outside"):
-                points = [(e, v) for e, v in zip(source["epochs"], source[metric]) if np.isfinite(v)]
-                if points:
-                    _write_scalar_points(folder, f"eval/{metric}", points, suffix=f".{metric}")
+    # Each tag in one event file, steps rising: TensorBoard drops a tag's points that come after
+    # a larger step of the same tag (it takes them for a restarted run), and reads files in name
+    # order, whose counters are not zero-padded.
+    curves = [c for c in (earlier_eval_curve, eval_curve) if c]
+    if curves:
+        _write_scalar_tags(folder, {
+            f"eval/{metric}": [(e, v) for c in curves for e, v in zip(c["epochs"], c[metric]) if np.isfinite(v)]
+            for metric in ("l1_mean", "l1_inside", "l1_outside")}, suffix=".eval")
     writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams(hparams, trial_id=trial_id)
@@ -106,29 +108,37 @@ def write_volume_runs(folder: Path, records: Sequence[dict]) -> None:
         run = Path(folder) / arm / system / f"seed{seed}"
         run.mkdir(parents=True, exist_ok=True)
         rows = sorted(rows, key=lambda r: r["volume"])
-        for metric in ("l1_mean", "l1_inside", "l1_outside"):
-            points = [(r["volume"], r[metric]) for r in rows if np.isfinite(r.get(metric, np.nan))]
-            if points:
-                _write_scalar_points(run, f"by_volume/{metric}", points, suffix=f".{metric}")
+        _write_scalar_tags(run, {f"by_volume/{metric}": [(r["volume"], r[metric]) for r in rows
+                                                          if np.isfinite(r.get(metric, np.nan))]
+                                 for metric in ("l1_mean", "l1_inside", "l1_outside")}, suffix=".by_volume")
 
 
 def _write_scalar_curve(folder: Path, tag: str, values: Sequence[float], first_step: int) -> None:
     """A scalar per step, as the event protos tf.summary.scalar writes, without one TensorFlow op
     per point (thousands of epochs x dozens of models took minutes through eager ops)."""
-    _write_scalar_points(folder, tag, [(first_step + i, v) for i, v in enumerate(values)], suffix=".curve")
+    _write_scalar_tags(folder, {tag: [(first_step + i, v) for i, v in enumerate(values)]}, suffix=".curve")
 
 
-def _write_scalar_points(folder: Path, tag: str, points: Sequence[tuple[int, float]], suffix: str) -> None:
-    """(step, value) pairs of one scalar tag, in an event file of their own."""
+def _write_scalar_tags(folder: Path, points: dict[str, Sequence[tuple[int, float]]], suffix: str) -> None:
+    """(step, value) pairs of scalar tags in one new event file, one event per step (every tag's
+    value at that step), steps rising."""
+    by_step: dict[int, list[tuple[str, float]]] = {}
+    for tag, tag_points in points.items():
+        for step, value in tag_points:
+            by_step.setdefault(int(step), []).append((tag, float(value)))
     writer = EventFileWriter(str(folder), filename_suffix=suffix)
-    metadata = scalar_metadata.create_summary_metadata(display_name=tag, description="")
     now = time.time()
-    for index, (step, value) in enumerate(points):
-        tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)],
-                                        tensor_shape=tensor_shape_pb2.TensorShapeProto())
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
-            tag=tag, tensor=tensor, metadata=metadata if index == 0 else None)])
-        writer.add_event(event_pb2.Event(wall_time=now, step=int(step), summary=summary))
+    described: set[str] = set()
+    for step in sorted(by_step):
+        values = []
+        for tag, value in by_step[step]:
+            tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value],
+                                            tensor_shape=tensor_shape_pb2.TensorShapeProto())
+            metadata = None if tag in described else scalar_metadata.create_summary_metadata(display_name=tag,
+                                                                                             description="")
+            described.add(tag)
+            values.append(summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata))
+        writer.add_event(event_pb2.Event(wall_time=now, step=step, summary=summary_pb2.Summary(value=values)))
     writer.close()
 
 
