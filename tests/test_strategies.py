@@ -18,15 +18,7 @@ from tlkeras.rundir import RunDir
 from tlkeras.study import run_study
 from tlkeras.training import Member
 
-SPEC = models.NetworkSpec()
-TOLERANCE = 1e-5
-
-
-def _data(members, size, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 20, (members, size, 2)).astype(np.float32)
-    y = rng.normal(size=(members, size, 2)).astype(np.float32) + x[..., ::-1] / 4
-    return x, y
+from test_engine import SPEC, TOLERANCE, _data  # the engine tests' network, tolerance and data
 
 
 def _train(seeds, x, y, epochs, regime=None, **fit):

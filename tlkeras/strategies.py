@@ -143,11 +143,22 @@ class FreezeFirstLayers(Strategy):
         return Regime([config.learning_rate] * members, frozen=[frozen] * members)
 
 
-class Residual(Strategy):
-    name = "residual"
+class UsesSimpleModel(Strategy):
+    """A network trained from the seed's initialisation beside g itself (no pretraining); its
+    saved model evaluates g inside Keras, so a plain-Keras copy of the network is saved too."""
+
     needs_pretraining = False
     continues_pretraining = False
     saves_plain_net = True
+
+    @staticmethod
+    def simple_model_layer(config: StudyConfig) -> "SimpleModelLayer":
+        return SimpleModelLayer(config.reference(config.simple_name), dataclasses.asdict(config.system_params),
+                                config.network.num_outputs, name="simple_model")
+
+
+class Residual(UsesSimpleModel):
+    name = "residual"
 
     def network(self, config):
         return config.network.in_network_units()
@@ -168,16 +179,12 @@ class Residual(Strategy):
         if spec.normalised:
             correction = keras.layers.Rescaling(scale=list(spec.output_scale), offset=0.0,
                                                 name="correction_units")(correction)
-        g = SimpleModelLayer(config.reference(config.simple_name), _params(config), spec.num_outputs,
-                             name="simple_model")(x)
+        g = self.simple_model_layer(config)(x)
         return keras.Model(x, keras.layers.Add(name="g_plus_net")([g, correction]), name=net.name)
 
 
-class SimpleModelFeature(Strategy):
+class SimpleModelFeature(UsesSimpleModel):
     name = "g_feature"
-    needs_pretraining = False
-    continues_pretraining = False
-    saves_plain_net = True
 
     def network(self, config):
         core = config.network.in_network_units()
@@ -192,8 +199,7 @@ class SimpleModelFeature(Strategy):
     def export(self, config, net, pretrained):
         spec = config.network
         x = keras.Input(shape=(spec.num_inputs,), name="x")
-        g = SimpleModelLayer(config.reference(config.simple_name), _params(config), spec.num_outputs,
-                             name="simple_model")(x)
+        g = self.simple_model_layer(config)(x)
         features = keras.layers.Concatenate(name="x_and_g")([_to_network_units(spec, x),
                                                              _outputs_to_network_units(spec, g)])
         return keras.Model(x, _to_user_units(spec, net(features)), name=net.name)
@@ -306,10 +312,6 @@ def cross_validated_mix(config: StudyConfig, prepared: Sequence[Prepared], seeds
         errors = np.mean((predictions - held_y) ** 2, axis=(1, 2))
         curves[:, column] = errors.reshape(len(prepared), k).mean(axis=1)
     return list(curves)
-
-
-def _params(config: StudyConfig) -> dict:
-    return dataclasses.asdict(config.system_params)
 
 
 def _to_network_units(spec: models.NetworkSpec, x):
