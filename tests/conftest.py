@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,3 +44,34 @@ def only_run_dir(logdir: Path, experiment: str) -> Path:
     runs = [p for p in (logdir / experiment).iterdir() if p.is_dir()]
     assert len(runs) == 1, runs
     return runs[0]
+
+
+# exp1 with tiny_flags and these: 6 jobs (pretraining, the oracle, transfer and baseline at 2
+# volumes), 12 members.
+EXP1_FLAGS = ["--volumes=40,96", "--hill_n=3"]
+EXP2_FLAGS = ["--hill_n=2,3", "--phosphorylation", "--volume=48"]
+
+# The driver runs below are shared by several test files (a tiny run costs a driver and two worker
+# processes that each import TensorFlow): each is made once per session, by the first test that
+# asks, and is only read afterwards (a test that changes a run works on a copy).
+
+
+@pytest.fixture(scope="session")
+def exp1_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One exp1 sweep, never interrupted: test_drivers reads its results, and every interrupted and
+    resumed run in test_reliability must equal it member by member.
+
+    Its Ctrl-C comes after the last result is written: that changes nothing (exit status 0)."""
+    logdir = tmp_path_factory.mktemp("exp1")
+    result = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS], env={"TLKERAS_FAULT": "sigint@run.finished"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(logdir, "exp1"), result
+
+
+@pytest.fixture(scope="session")
+def exp2_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One exp2 run (three systems, two seeds): test_drivers reads its files, test_tensorboard serves it."""
+    logdir = tmp_path_factory.mktemp("exp2")
+    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(logdir, "exp2"), result

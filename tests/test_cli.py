@@ -32,9 +32,28 @@ def tlkeras(*args, cwd=REPO, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fit")
-    out = root / "models" / "plate1"
+def interrupted_fits(tmp_path_factory):
+    """A small fit of the example into models/plate1 stopped by Ctrl-C, then one killed, with what
+    each left (test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept).
+
+    The fit after them, into the same folder, is `fitted`'s: it must sweep the killed one's leftovers."""
+    out = tmp_path_factory.mktemp("fit") / "models" / "plate1"
+    quick = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
+             "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
+    left = {}
+    for name, fault in (("interrupted", "sigint@record.written#3"), ("killed", "kill@record.written#2")):
+        env = dict(os.environ, TLKERAS_FAULT=fault)
+        result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
+                                cwd=REPO, env=env, timeout=300)
+        left[name] = result, out.exists(), sorted(p.name for p in out.parent.glob(".*"))
+    return out, left
+
+
+@pytest.fixture(scope="module")
+def fitted(interrupted_fits):
+    """The example fitted with the quick preset, into the folder the interrupted fits left."""
+    out, _ = interrupted_fits
+    root = out.parent.parent
     result = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2")
     assert result.returncode == 0, result.stderr
     return out, result
@@ -254,22 +273,15 @@ def test_a_user_system_runs_through_a_driver(tmp_path):
     assert broken.returncode == 2 and "defines no 'nothing'" in broken.stderr and broken.stderr.count("\n") == 1
 
 
-def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept(tmp_path):
-    out = tmp_path / "models" / "plate1"
-    quick = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
-             "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
-    env = dict(os.environ, TLKERAS_FAULT="sigint@record.written#3")
-    result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
-                            cwd=REPO, env=env, timeout=300)
+def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept(interrupted_fits, fitted):
+    out, left = interrupted_fits
+    result, out_exists, hidden = left["interrupted"]
     assert result.returncode == 130 and "nothing was written to --out" in result.stderr, result.stderr
-    assert not out.exists() and not list(out.parent.glob(".*"))
-    env = dict(os.environ, TLKERAS_FAULT="kill@record.written#2")
-    result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
-                            cwd=REPO, env=env, timeout=300)
-    assert result.returncode == -9 and not out.exists()
-    assert len(list(out.parent.glob(".plate1.building-*"))) == 1  # what a killed process leaves
-    result = tlkeras(*quick)
-    assert result.returncode == 0, result.stderr
+    assert not out_exists and not hidden
+    result, out_exists, hidden = left["killed"]
+    assert result.returncode == -9 and not out_exists, result.stderr
+    assert len([name for name in hidden if name.startswith(".plate1.building-")]) == 1  # what a killed process leaves
+    # The next fit into the folder (`fitted`'s, the example's quick fit) succeeded and swept them.
     assert (out / "manifest.json").exists() and not list(out.parent.glob(".*"))
 
 

@@ -8,17 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import only_run_dir, run_driver, tiny_flags
+from conftest import only_run_dir, run_driver
 
-EXP2_FLAGS = ["--hill_n=2,3", "--phosphorylation", "--volume=48"]
-
-
-@pytest.fixture(scope="module")
-def exp2_run(tmp_path_factory):
-    logdir = tmp_path_factory.mktemp("logs")
-    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS])
-    assert result.returncode == 0, result.stderr[-3000:]
-    return only_run_dir(logdir, "exp2"), result
+# exp1_run and exp2_run (conftest.py): a tiny run of each driver, shared with test_reliability and
+# test_tensorboard.
 
 
 def _event_values(run_dir):
@@ -124,10 +117,8 @@ def test_flagfile_reruns_the_same_numbers(exp2_run, tmp_path):
     assert first == second  # bit for bit: same flags, same seeds, same code path
 
 
-def test_exp1_driver_sweeps_volumes(tmp_path):
-    result = run_driver("exp1.py", [*tiny_flags(tmp_path), "--volumes=40,96", "--workers=1", "--hill_n=3"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = only_run_dir(tmp_path, "exp1")
+def test_exp1_driver_sweeps_volumes(exp1_run):
+    run, _ = exp1_run  # --volumes=40,96 --hill_n=3
     results = json.loads((run / "results.json").read_text())
     rows = {(r["arm"], r["system"], r["volume"]) for r in results["summary"]}
     assert rows == {("transfer", "hill3", 40), ("transfer", "hill3", 96), ("baseline", "hill3", 40),

@@ -3,6 +3,10 @@
 No test here races a process's output with a signal. Each names the moment of the fault through
 TLKERAS_FAULT (`tlkeras/faults.py`): the process that reaches that point kills the run, sends
 the driver a Ctrl-C, or fails a write, so the outcome is the same on a fast or a slow machine.
+
+The uninterrupted run every resumed run must equal is conftest's exp1_run (test_drivers reads its
+results too); each driver run costs a driver and two workers that import TensorFlow, so one run
+serves every check that can share it.
 """
 
 import json
@@ -18,9 +22,9 @@ from pathlib import Path
 import keras
 import pytest
 
-from conftest import REPO, only_run_dir, run_driver, tiny_flags
+from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tiny_flags
 
-FLAGS = ["--volumes=40,96", "--hill_n=2"]  # with tiny_flags: 6 jobs, 12 members
+FLAGS = EXP1_FLAGS  # with tiny_flags: 6 jobs, 12 members, as exp1_run
 
 
 def _driver(logdir: Path, *extra: str, fault: str | None = None, tag: str | None = None):
@@ -90,18 +94,16 @@ def _member_scores(run: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def straight_run(tmp_path_factory) -> Path:
+def straight_run(exp1_run) -> Path:
     """The same sweep, never interrupted: what every interrupted-and-resumed run must equal.
 
     Its Ctrl-C comes after the last result is written: that changes nothing (exit status 0)."""
-    logdir = tmp_path_factory.mktemp("straight")
-    result = _driver(logdir, fault="sigint@run.finished")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Ctrl-C came after the run had finished" in result.stdout
-    return only_run_dir(logdir, "exp1")
+    return exp1_run[0]
 
 
 def test_kills_inside_a_model_save_and_a_record_write_then_resume_recomputes_nothing(tmp_path, straight_run):
+    """Killed twice, then resumed; that resume is stopped by a Ctrl-C once the sweep is done, while
+    the report is drawn (Ctrl-C at the report phase), and a last resume only reports."""
     logdir, tag = tmp_path / "killed", uuid.uuid4().hex
     seen: dict[str, tuple[int, bytes]] = {}
     # A pretraining member writes two JSON files (its evaluation curves, then its record), so the
@@ -122,38 +124,42 @@ def test_kills_inside_a_model_save_and_a_record_write_then_resume_recomputes_not
         seen = now
         assert not (run / "results.json").exists()
 
-    resumed = _driver(logdir, "--resume", tag=tag)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming: {len(seen)} finished members kept" in resumed.stdout
+    stopped = _driver(logdir, "--resume", fault="sigint@report.figures", tag=tag)
+    assert stopped.returncode == 130, (stopped.stdout[-2000:], stopped.stderr[-2000:])
+    assert f"resuming: {len(seen)} finished members kept" in stopped.stdout
     run = only_run_dir(logdir, "exp1")
+    _assert_stopped_by_ctrl_c(stopped, run, tag)
+    finished = _records(run)
+    assert all(finished[name] == value for name, value in seen.items()), "a finished member was recomputed"
+    assert len(finished) == 12  # the sweep was done, the report not: a resume only reports
+
+    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "12 finished members kept, 0 to train" in resumed.stdout
     assert not (run / ".partial").exists() or not list((run / ".partial").iterdir())  # swept
     _check_every_file(run)
-    after = _records(run)
-    assert all(after[name] == value for name, value in seen.items()), "a finished member was recomputed"
+    assert _records(run) == finished
     assert _member_scores(run) == _member_scores(straight_run)
 
 
-@pytest.mark.parametrize("phase", ["driver.planning", "record.written#2", "report.figures"])
-def test_ctrl_c_at_any_phase_stops_with_130_and_keeps_what_finished(tmp_path, straight_run, phase):
-    tag = uuid.uuid4().hex
-    stopped = _driver(tmp_path, fault=f"sigint@{phase}", tag=tag)
-    assert stopped.returncode == 130, (stopped.stdout[-2000:], stopped.stderr[-2000:])
+def _assert_stopped_by_ctrl_c(stopped, run: Path, tag: str) -> None:
     assert "Traceback" not in stopped.stderr
     _assert_no_orphans(tag)
-    run = only_run_dir(tmp_path, "exp1")
     assert "Resume with" in stopped.stdout and f"--run_dir={run}" in stopped.stdout
     assert not (run / "results.md").exists()
     _check_every_file(run)  # event files included: each is complete and readable
-    finished = _records(run)
+
+
+# The report phase ("report.figures"): in the kill-and-resume test above, whose run gets there.
+@pytest.mark.parametrize("phase", ["driver.planning", "record.written#2"])
+def test_ctrl_c_at_any_phase_stops_with_130_and_keeps_what_finished(tmp_path, phase):
+    tag = uuid.uuid4().hex
+    stopped = _driver(tmp_path, fault=f"sigint@{phase}", tag=tag)
+    assert stopped.returncode == 130, (stopped.stdout[-2000:], stopped.stderr[-2000:])
+    run = only_run_dir(tmp_path, "exp1")
+    _assert_stopped_by_ctrl_c(stopped, run, tag)
     if phase == "record.written#2":
-        assert len(finished) >= 2
-    if phase == "report.figures":  # the sweep was done, the report not: a resume only reports
-        assert len(finished) == 12
-        resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}"])
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert "12 finished members kept, 0 to train" in resumed.stdout
-        assert _records(run) == finished
-        assert _member_scores(run) == _member_scores(straight_run)
+        assert len(_records(run)) >= 2
 
 
 def test_ctrl_c_during_start_up_leaves_nothing(tmp_path):
@@ -163,8 +169,10 @@ def test_ctrl_c_during_start_up_leaves_nothing(tmp_path):
     assert not list((tmp_path / "exp1").iterdir())
 
 
-def test_ctrl_c_after_the_run_finished_exits_0_and_says_so(straight_run):
-    assert (straight_run / "results.md").is_file()  # the fixture's run had its Ctrl-C at the very end
+def test_ctrl_c_after_the_run_finished_exits_0_and_says_so(exp1_run):
+    run, result = exp1_run  # its Ctrl-C came at the very end; the fixture checked the exit status 0
+    assert "Ctrl-C came after the run had finished" in result.stdout
+    assert (run / "results.md").is_file()
 
 
 def test_a_full_disk_mid_run_stops_cleanly_keeping_what_finished(tmp_path):
@@ -273,8 +281,10 @@ def test_a_corrupt_model_met_on_resume_is_one_clear_line(tmp_path, straight_run)
     shutil.copytree(straight_run, run)
     pretrained = run / "models/pretrain/synthetic/n256/seed1.keras"
     pretrained.write_bytes(pretrained.read_bytes()[:500])  # truncated
-    for record in (run / "cells/transfer").rglob("*.json"):
-        record.unlink()  # the transfer arm must be redone from the (now corrupt) file
+    records = list((run / "cells/transfer").glob("*/n40/*.json"))
+    assert len(records) == 2
+    for record in records:  # one transfer job (so one worker) must be redone from the (now corrupt) file
+        record.unlink()
     error = _one_error_line(run_driver("exp1.py", [f"--flagfile={straight_run / 'flags.txt'}",
                                                    f"--run_dir={run}", f"--logdir={tmp_path}"]))
     assert str(pretrained) in error

@@ -1,4 +1,7 @@
-"""A real `tensorboard --logdir` on 127.0.0.1 reads a driver's run: scalars, histograms, images."""
+"""A real `tensorboard --logdir` on 127.0.0.1 reads a driver's run: scalars, histograms, images.
+
+The run is conftest's exp2_run (hill2, hill3 and phosphorylation at n=48, oracle n=128, seeds 0
+and 1), which test_drivers reads as files."""
 
 import json
 import socket
@@ -8,8 +11,6 @@ import time
 import urllib.request
 
 import pytest
-
-from conftest import only_run_dir, run_driver, tiny_flags
 
 
 def _free_port() -> int:
@@ -24,20 +25,17 @@ def _get(port: int, path: str):
 
 
 @pytest.fixture(scope="module")
-def tensorboard(tmp_path_factory):
-    logdir = tmp_path_factory.mktemp("logs")
-    result = run_driver("exp2.py", [*tiny_flags(logdir), "--hill_n=3", "--volume=40", "--workers=1"])
-    assert result.returncode == 0, result.stderr[-3000:]
-    run = only_run_dir(logdir, "exp2")
+def tensorboard(exp2_run):
+    run, _ = exp2_run
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", f"--logdir={run / 'tensorboard'}", "--host=127.0.0.1",
-         f"--port={port}", "--load_fast=false", "--reload_interval=1"],
+         f"--port={port}", "--load_fast=false", "--reload_interval=0", "--reload_task=blocking"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 90
-        while True:  # until the server answers and has read the figures (the last run written)
+        while True:  # until the server answers: it loads every run once, before it serves (blocking)
             try:
                 if "figures" in json.dumps(_get(port, "/data/plugin/images/tags")):
                     break
@@ -54,7 +52,7 @@ def tensorboard(tmp_path_factory):
 
 def test_scalar_tags_and_one_continuous_transfer_curve(tensorboard):
     tags = _get(tensorboard, "/data/plugin/scalars/tags")
-    run = "transfer/hill3/n40/seed0"
+    run = "transfer/hill3/n48/seed0"
     assert {"train/loss", "eval/l1_mean", "eval/l1_inside", "eval/l1_outside"} <= set(tags[run])
     assert "train/loss" in tags["oracle/hill3/n128/seed1"]
     points = _get(tensorboard, f"/data/plugin/scalars/scalars?run={run}&tag=train/loss")
@@ -64,21 +62,21 @@ def test_scalar_tags_and_one_continuous_transfer_curve(tensorboard):
     for tag in ("eval/l1_outside", "eval/l1_inside", "eval/l1_mean"):
         curve = _get(tensorboard, f"/data/plugin/scalars/scalars?run={run}&tag={tag}")
         assert [step for _, step, _ in curve] == list(range(1, 7)), tag
-    baseline = _get(tensorboard, "/data/plugin/scalars/scalars?run=baseline/hill3/n40/seed0&tag=eval/l1_mean")
+    baseline = _get(tensorboard, "/data/plugin/scalars/scalars?run=baseline/hill3/n48/seed0&tag=eval/l1_mean")
     assert [step for _, step, _ in baseline] == list(range(1, 7))
     assert len({value for _, _, value in baseline}) > 1  # a curve, not a repeated number
 
 
 def test_histograms_of_evaluation_errors(tensorboard):
     tags = _get(tensorboard, "/data/plugin/histograms/tags")
-    for arm_run in ("transfer/hill3/n40/seed1", "baseline/hill3/n40/seed0", "oracle/hill3/n128/seed0"):
+    for arm_run in ("transfer/hill3/n48/seed1", "baseline/hill3/n48/seed0", "oracle/hill3/n128/seed0"):
         assert "eval/point_error" in tags[arm_run]
-    steps = _get(tensorboard, "/data/plugin/histograms/histograms?run=baseline/hill3/n40/seed0&tag=eval/point_error")
+    steps = _get(tensorboard, "/data/plugin/histograms/histograms?run=baseline/hill3/n48/seed0&tag=eval/point_error")
     assert [step for _, step, _ in steps] == list(range(1, 7))  # a histogram at every evaluation
 
 
 def test_figures_as_images_and_the_hparams_dashboard(tensorboard):
     images = _get(tensorboard, "/data/plugin/images/tags")
-    assert {"figures/surfaces_hill3", "figures/l1_by_system_n40"} <= set(images["figures"])
+    assert {"figures/surfaces_hill3", "figures/l1_by_system_n48"} <= set(images["figures"])
     plugins = _get(tensorboard, "/data/plugins_listing")
     assert plugins["hparams"]["enabled"] if isinstance(plugins["hparams"], dict) else plugins["hparams"]
