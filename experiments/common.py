@@ -149,7 +149,12 @@ def define_protocol_flags(volumes_default: list[str] | None,
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
     flags.DEFINE_string("run_dir", None, "Continue this run directory (same flags).")
-    flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core).", lower_bound=1, upper_bound=64)
+    flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core); with --backend=ray and an "
+                         "empty --ray_address, the CPUs of the local Ray.", lower_bound=1, upper_bound=64)
+    flags.DEFINE_enum("backend", "local", ["local", "ray"], "Where stack jobs run: local worker processes, or "
+                      "Ray tasks (one CPU each) on a Ray cluster; the results are the same.")
+    flags.DEFINE_string("ray_address", "", "With --backend=ray: 'auto' or host:port of a running cluster "
+                        "(`ray start --head`), or empty to start a local Ray on this machine's cores.")
     flags.DEFINE_integer("max_members", 64, "Most members in one stack.", lower_bound=1, upper_bound=4096)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir when everything that "
                          "determines them is identical.")
@@ -237,6 +242,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
             folders.check_writable(cache_dir, "--cache_dir")
     except folders.FolderError as error:
         fail(str(error))
+    connect_backend()
     faults.point("driver.startup")
     from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
 
@@ -261,7 +267,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     resume_line = (f"python experiments/{experiment}.py --flagfile={run_dir / 'flags.txt'} "
                    f"--run_dir={run_dir}")
     options = SweepOptions(workers=FLAGS.workers, max_members=FLAGS.max_members, cache_dir=cache_dir,
-                           report=print_report)
+                           report=print_report, backend=FLAGS.backend, ray_address=FLAGS.ray_address)
     say(f"run directory: {run_dir}")
     try:
         if resume_dir is None:
@@ -279,6 +285,20 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     if interrupts.requested():
         say("Ctrl-C came after the run had finished: every result is written")
     say(f"done. Browse: tensorboard --logdir {run_dir / 'tensorboard'}")
+
+
+def connect_backend() -> None:
+    """--backend=ray: reach (or start) Ray before any work; one line and exit 2 if it fails."""
+    if FLAGS.backend != "ray":
+        if FLAGS.ray_address:
+            fail(f"--ray_address={FLAGS.ray_address} needs --backend=ray")
+        return
+    from tlkeras import ray_backend
+
+    try:
+        ray_backend.connect(FLAGS.ray_address, FLAGS.workers)
+    except ray_backend.BackendError as error:
+        fail(str(error))
 
 
 def _describe(error: Exception) -> str:

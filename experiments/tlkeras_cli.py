@@ -111,6 +111,10 @@ def _define_fit(v: flags.FlagValues) -> None:
                          flag_values=v)
     flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core).", lower_bound=1, upper_bound=64,
                          flag_values=v)
+    flags.DEFINE_enum("backend", "local", ["local", "ray"], "Where stack jobs run: local worker processes, or "
+                      "Ray tasks (one CPU each) on a Ray cluster; the results are the same.", flag_values=v)
+    flags.DEFINE_string("ray_address", "", "With --backend=ray: 'auto' or host:port of a running cluster, or "
+                        "empty to start a local Ray on this machine's cores.", flag_values=v)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir.", flag_values=v)
     flags.DEFINE_string("cache_dir", None, "Pretraining cache (default: ~/.cache/tlkeras).", flag_values=v)
     for name in ("simple", "domain", "measurements", "inputs", "outputs", "out"):
@@ -167,6 +171,15 @@ def _run_fit(v: flags.FlagValues) -> None:
             folders.check_writable(cache_dir, "--cache_dir")
     except (OutputFolderError, study_config.ConfigError, MeasurementError, folders.FolderError) as error:
         fail(_flag_style(str(error)))
+    if v.backend == "ray":
+        from tlkeras import ray_backend
+
+        try:
+            ray_backend.connect(v.ray_address, v.workers)
+        except ray_backend.BackendError as error:
+            fail(str(error))
+    elif v.ray_address:
+        fail(f"--ray_address={v.ray_address} needs --backend=ray")
     from tlkeras.startup import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")
@@ -182,10 +195,11 @@ def _run_fit(v: flags.FlagValues) -> None:
     say(f"fitting {found.rows} measurements of {', '.join(config.measurement_outputs)} from {found.path}; "
         f"{len(config.seeds)} seeds, " + (f"{config.folds}-fold cross-validation" if config.folds else
         "no cross-validation") + f"; model folder: {out}")
-    options = SweepOptions(workers=v.workers, cache_dir=cache_dir, report=print_report)
+    options = SweepOptions(workers=v.workers, cache_dir=cache_dir, report=print_report, backend=v.backend,
+                           ray_address=v.ray_address)
     command = "tlkeras fit " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["fit"] else ""
     flag_lines = "".join(v[name].serialize() + "\n" for name in sorted(v) if v[name].serialize()
-                         and name not in ("overwrite", "workers", "cache", "cache_dir"))
+                         and name not in ("overwrite", "workers", "cache", "cache_dir", "backend", "ray_address"))
     try:
         run_fit(config, out, options, flags_text=flag_lines, command=command)
     except KeyboardInterrupt:

@@ -12,7 +12,10 @@ process) do <action>:
              then this process; worker processes die with their driver);
 - `crash`:   SIGKILL this process alone, as the out-of-memory killer would kill a worker;
 - `sigint`:  send SIGINT to the driver, as Ctrl-C in its terminal would, and carry on;
-- `nospace`: raise OSError(ENOSPC) here, as a full disk would.
+- `nospace`: raise OSError(ENOSPC) here, as a full disk would;
+- `hold`:    stop here for good, as a worker stuck mid-task, after writing this process's id to
+             `$TLKERAS_FAULT_DIR/held-<point>` for the test to kill it; once per test (a claim file
+             there marks it), so a retry of the same task in a new process runs on.
 
 The points (grep for `faults.point(`): `write.middle.<suffix>` inside a staged write, with the
 temporary half written (`.json` records and tables, `.npy` loss curves, `.txt`, `.md`, `.csv`)
@@ -33,7 +36,8 @@ import signal
 from collections import Counter
 
 ENVIRONMENT_VARIABLE = "TLKERAS_FAULT"
-ACTIONS = ("kill", "crash", "sigint", "nospace")
+ACTIONS = ("kill", "crash", "sigint", "nospace", "hold")
+FOLDER_VARIABLE = "TLKERAS_FAULT_DIR"
 
 
 def _parse(text: str) -> list[tuple[str, str, int]]:
@@ -75,5 +79,21 @@ def _act(action: str, name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "sigint":
         os.kill(_driver_pid(), signal.SIGINT)
+    elif action == "hold":
+        _hold(name)
     else:
         raise OSError(errno.ENOSPC, f"No space left on device (injected at {name})")
+
+
+def _hold(name: str) -> None:
+    folder = os.environ[FOLDER_VARIABLE]
+    held = os.path.join(folder, f"held-{name}")
+    try:
+        os.close(os.open(held + ".claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return  # held once already: this is the retry, which runs on
+    with open(held + ".partial", "w") as stream:
+        stream.write(str(os.getpid()))
+    os.rename(held + ".partial", held)  # the test reads a whole process id
+    while True:
+        signal.pause()

@@ -1,16 +1,18 @@
 """One stack job, start to finish: starting models, training, and everything its members leave.
 
-`JobExecutor.run(job)` builds each member's starting model (a fresh initialisation, or for the
-transfer arm the pretrained model reloaded from its `.keras` file), trains the stack, and for each
-member: exports it as a plain MLP, saves it, scores it on the evaluation points, writes its
-TensorBoard run, and only then writes its record (a record means the member is complete).
-Pretrained models may come from, and go to, a cache keyed by everything that determines them.
+`JobExecutor.run(job, inputs)` builds each member's starting model (a fresh initialisation, or
+for the transfer arms the pretrained model reloaded from its `.keras` file's bytes), trains the
+stack, and for each member: exports it as a plain MLP, scores it on the evaluation points, writes
+its TensorBoard run, and returns all of it as bytes with the member's record (`handoff.JobOutput`),
+for `handoff.write_output` to write into the run directory. Pretrained models may come from, and go
+to, a cache keyed by everything that determines them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 
 import keras
@@ -21,7 +23,10 @@ from tlkeras import curves, data, evaluation, interrupts, models, tracking
 from tlkeras.curves import EvaluationCurves
 from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions, duration
-from tlkeras.persistence import ModelFileError, Staging, load_model
+from tlkeras.handoff import (
+    JobInputs, JobOutput, MemberOutput, ModelFiles, json_bytes, model_bytes, model_from_bytes, npy_bytes, tree_bytes,
+)
+from tlkeras.persistence import ModelFileError
 from tlkeras.rundir import RunDir
 from tlkeras.measurements import MEASURED, fold_index, heldout_rows, is_measured
 from tlkeras.systems import system_function, system_name
@@ -71,21 +76,23 @@ def pretrain_cache_folder(config: StudyConfig, options: SweepOptions, member: Me
 
 
 class JobExecutor:
-    """Trains one stack job and writes everything of its members; lives in a worker process."""
+    """Trains one stack job into a `JobOutput`, reading nothing but its `JobInputs` (no run
+    directory, no cache: see handoff.py); lives in a worker process."""
 
-    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+    def __init__(self, config: StudyConfig, options: SweepOptions):
         self.config = config
-        self.run_dir = run_dir
         self.options = options
         self.evaluation = EvaluationSet(config)
+        self.layout = RunDir(Path())  # the run directory's paths, relative to it
 
-    def run(self, job: StackJob) -> tuple[float, int]:
-        """Train `job` (less any cached pretraining); return (training seconds, steps trained)."""
+    def run(self, job: StackJob, inputs: JobInputs) -> JobOutput:
+        """Train `job` (less any cached pretraining); every member's files and record."""
+        outputs: list[MemberOutput] = []
         if job.arm == PRETRAIN:
-            job = self._reuse_cached_pretraining(job)
+            outputs, job = self._reuse_cached_pretraining(job, inputs)
             if not job.members:
-                return 0.0, 0
-        pretrained = [self._pretrained(member) for member in job.members]
+                return JobOutput(outputs, 0.0, 0)
+        pretrained = [self._pretrained(member, inputs) for member in job.members]
         prepared = [prepare(self.config, member, p) for member, p in zip(job.members, pretrained)]
         label = job_label(job)
         report = self.options.report
@@ -98,43 +105,44 @@ class JobExecutor:
             eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
         trained = train_job(self.config, job, prepared, progress=self._progress(job, label),
                             eval_inputs=eval_inputs, evaluated=job_curves.add if job_curves.wanted else None)
-        self._finish(job, trained, pretrained, eval_inputs, job_curves)
+        outputs += self._finish(job, trained, pretrained, eval_inputs, job_curves, inputs)
         report(f"done   [{label}] in {duration(trained.log.seconds)}")
-        return trained.log.seconds, job.steps
+        return JobOutput(outputs, trained.log.seconds, job.steps)
 
-    def _pretrained(self, member: Member) -> keras.Model | None:
+    def _pretrained(self, member: Member, inputs: JobInputs) -> keras.Model | None:
         if not needs_pretrained(member):
             return None
-        # The study's protocol: the pretrained model is saved, then reloaded from disk.
-        return load_model(self.run_dir.model_path(pretrained_member(self.config, member)), expected=self.config.network)
+        # The study's protocol: the pretrained model is saved, then reloaded from its file.
+        files = inputs.pretrained[pretrained_member(self.config, member).key]
+        return model_from_bytes(files.model, expected=self.config.network, source=files.source)
 
     def _finish(self, job: StackJob, trained: TrainedStack, pretrained: list, eval_inputs,
-                job_curves: EvaluationCurves) -> None:
+                job_curves: EvaluationCurves, inputs: JobInputs) -> list[MemberOutput]:
         strategy = strategy_of_arm(job.arm)
         network = self.config.network
         if eval_inputs is None:
             x = network.scale_inputs(self.evaluation.x)
             eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
         seconds_per_member = trained.log.seconds / len(job.members)
+        outputs = []
         for index, member in enumerate(job.members):
             exported = network if strategy is None else strategy.network(self.config)
             net = models.export_member(trained.stack, exported, index, name=_model_name(member))
             model = net if strategy is None else strategy.export(self.config, net, pretrained[index])
-            model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
-            if strategy is not None and strategy.saves_plain_net:
-                self.run_dir.staging.save_model(net, self.run_dir.model_path(member).with_suffix(".net.keras"))
+            plain = model_bytes(net) if strategy is not None and strategy.saves_plain_net else None
             predictions = np.asarray(model(self.evaluation.x.astype(np.float32), training=False), np.float64)
             losses = trained.log.losses[:, index]
-            self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
             extra = job_curves.record(index)
+            curves_file = None
             if member.arm == PRETRAIN and extra:
-                self.run_dir.staging.write_json(self.run_dir.curve_path(member), extra.pop("eval_curves"))
-            if member.arm == PRETRAIN and self.options.cache_dir is not None:
-                self._store_in_cache(member, model_path, losses)
+                curves_file = json_bytes(extra.pop("eval_curves"))
             if trained.mixes is not None:
                 extra.update(self._mix_curve(trained, index, eval_inputs, member))
-            self._record(member, predictions, losses, seconds_per_member, model_path, cached=False,
-                         model=model, extra=extra, curve=job_curves.member_curve(index))
+            files = ModelFiles(model=model_bytes(model), losses=npy_bytes(losses), curves=curves_file)
+            outputs.append(self._output(member, files, model, predictions, losses, seconds_per_member, inputs,
+                                        cached=False, extra=extra, curve=job_curves.member_curve(index),
+                                        plain_model=plain))
+        return outputs
 
     def _mix_curve(self, trained: TrainedStack, index: int, eval_inputs: np.ndarray, member: Member) -> dict:
         """wise_ft: the chosen mix, its cross-validation curve, and (for the record only: never
@@ -152,9 +160,10 @@ class JobExecutor:
         return dict(wise_ft_mix=float(trained.mixes[index]), wise_ft_mixes=list(WISE_FT_MIXES),
                     wise_ft_cv_mse=[float(v) for v in trained.mix_curves[index]], wise_ft_eval_l1=l1)
 
-    def _record(self, member: Member, predictions: np.ndarray, losses: np.ndarray,
-                seconds: float, model_path: Path, cached: bool, model: keras.Model | None = None,
-                extra: dict | None = None, curve: dict | None = None) -> None:
+    def _output(self, member: Member, files: ModelFiles, model: keras.Model, predictions: np.ndarray,
+                losses: np.ndarray, seconds: float, inputs: JobInputs, cached: bool, extra: dict | None = None,
+                curve: dict | None = None, plain_model: bytes | None = None) -> MemberOutput:
+        """A member's score, TensorBoard run and record, with its files."""
         extra = dict(extra or {})
         if is_measured(member.system):
             # No noise-free truth: scored on the measured rows it never saw (a fold), or on all
@@ -177,72 +186,48 @@ class JobExecutor:
         first_epoch = 0
         strategy = strategy_of_arm(member.arm)
         if strategy is not None and strategy.continues_pretraining:
-            before = pretrained_member(self.config, member)
-            earlier = np.load(self.run_dir.loss_path(before))
+            before = inputs.pretrained[pretrained_member(self.config, member).key]
+            earlier = before.loss_curve()
             first_epoch = self.config.pretrain_epochs
-            curve_path = self.run_dir.curve_path(before)
-            if curve_path.is_file():  # the pretrained model's error on this member's system
-                earlier_curve = curves.earlier_curve(self.config, json.loads(curve_path.read_text()), member.system)
+            table = before.curve_table()
+            if table is not None:  # the pretrained model's error on this member's system
+                earlier_curve = curves.earlier_curve(self.config, table, member.system)
         hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed}
-        self.run_dir.staging.write_folder(
-            self.run_dir.tensorboard_run(member),
-            lambda folder: tracking.write_member(folder, member.key, hparams, losses, first_epoch, score,
-                                                 errors, earlier, curve, earlier_curve),
-        )
+        with tempfile.TemporaryDirectory(prefix="tlkeras-tensorboard-") as scratch:
+            tracking.write_member(Path(scratch), member.key, hparams, losses, first_epoch, score,
+                                  errors, earlier, curve, earlier_curve)
+            tensorboard = tree_bytes(Path(scratch))
         record = dict(
             key=member.key, arm=member.arm, system=member.system, volume=member.volume,
             seed=member.seed, **score.as_dict(), final_train_loss=float(losses[-1]),
             epochs=int(len(losses)), train_seconds=float(seconds), cached=cached,
-            model=str(model_path.relative_to(self.run_dir.path)),
+            model=str(self.layout.model_path(member)),
             point_errors=[float(e) for e in errors], **extra,
         )
-        self.run_dir.write_record(member, record)  # last: a record means all of the above exists
+        return MemberOutput(member=member, files=files, tensorboard=tensorboard, record=record,
+                            plain_model=plain_model)
 
     # Pretraining cache ------------------------------------------------------------------------
-    def _cache_folder(self, member: Member) -> Path | None:
-        return pretrain_cache_folder(self.config, self.options, member)
-
-    def _reuse_cached_pretraining(self, job: StackJob) -> StackJob:
-        todo = []
+    def _reuse_cached_pretraining(self, job: StackJob, inputs: JobInputs) -> tuple[list[MemberOutput], StackJob]:
+        outputs, todo = [], []
         for member in job.members:
-            folder = self._cache_folder(member)
-            if folder is None or not cache_entry_complete(folder):
+            files = inputs.cached.get(member.seed)
+            if files is None:
                 todo.append(member)
                 continue
             try:
-                model = load_model(folder / "model.keras", expected=self.config.network)
-                losses = np.load(folder / "losses.npy")
-                stored_curves = (json.loads((folder / "curves.json").read_text())
-                                 if (folder / "curves.json").is_file() else None)
+                model = model_from_bytes(files.model, expected=self.config.network, source=files.source)
+                losses = files.loss_curve()
+                files.curve_table()
             except (ModelFileError, OSError, ValueError) as error:
-                self.options.report(f"cache entry {folder} is unusable ({error}); training seed {member.seed} anew")
+                self.options.report(f"cache entry {Path(files.source).parent} is unusable ({error}); "
+                                    f"training seed {member.seed} anew")
                 todo.append(member)
                 continue
-            model_path = self.run_dir.staging.save_model(model, self.run_dir.model_path(member))
-            self.run_dir.staging.save_npy(self.run_dir.loss_path(member), losses)
-            if stored_curves is not None:
-                self.run_dir.staging.write_json(self.run_dir.curve_path(member), stored_curves)
             predictions = np.asarray(model(self.evaluation.x, training=False))
-            self._record(member, predictions, losses, 0.0, model_path, cached=True)
-            self.options.report(f"reused pretrained model of seed {member.seed} from {folder}")
-        return job.subset(todo)
-
-    def _store_in_cache(self, member: Member, model_path: Path, losses: np.ndarray) -> None:
-        """One cache entry, built whole in the cache's staging folder and renamed into place: an
-        entry that exists is complete. Two runs filling the same entry at once both succeed (the
-        first rename wins; both wrote the same model)."""
-        folder = self._cache_folder(member)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-
-        curve_path = self.run_dir.curve_path(member)
-
-        def build(entry: Path) -> None:
-            entry.joinpath("model.keras").write_bytes(model_path.read_bytes())
-            np.save(entry / "losses.npy", losses)
-            if curve_path.is_file():
-                entry.joinpath("curves.json").write_bytes(curve_path.read_bytes())
-
-        Staging(self.options.cache_dir).write_folder(folder, build, replace=False)
+            outputs.append(self._output(member, files, model, predictions, losses, 0.0, inputs, cached=True))
+            self.options.report(f"reused pretrained model of seed {member.seed} from {Path(files.source).parent}")
+        return outputs, job.subset(todo)
 
     # Progress ---------------------------------------------------------------------------------
     def _progress(self, job: StackJob, label: str):

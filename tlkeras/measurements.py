@@ -224,6 +224,12 @@ def of_config(config) -> Measurements:
     return _CACHE[key]
 
 
+def install(config, found: Measurements) -> None:
+    """Use `found` as the measurements `config` names, in this process (a worker that cannot
+    read the driver's file: Ray)."""
+    _CACHE[(config.measurements, config.measurement_inputs, config.measurement_outputs)] = found
+
+
 def training_rows(config, system: str) -> tuple[np.ndarray, np.ndarray]:
     """The rows a member of `system` trains on (all, or all but one fold), through tf.data."""
     from tlkeras import data

@@ -21,11 +21,16 @@ def print_report(message: str) -> None:
 class SweepOptions:
     """How to run (not what to compute): nothing here changes a result."""
 
-    workers: int = 2
+    workers: int = 2  # local worker processes; with an embedded Ray, its CPUs
     max_members: int = 64
     cache_dir: Path | None = None
     report_every_seconds: float = 15.0
     report: Callable[[str], None] = print_report  # picklable (module level): workers call it
+    backend: str = "local"  # "local": worker processes on this machine; "ray": Ray tasks (ray_backend.py)
+    ray_address: str = ""  # "": start an embedded local Ray; "auto" or "host:port": join a cluster
+
+
+BACKENDS = ("local", "ray")
 
 
 def duration(seconds: float) -> str:

@@ -71,7 +71,7 @@ class Staging:
         return self.write_bytes(path, text.encode())
 
     def write_json(self, path: Path, value: Any) -> Path:
-        return self.write_text(path, json.dumps(value, indent=2, sort_keys=True, allow_nan=True) + "\n")
+        return self.write_text(path, json_text(value))
 
     def save_npy(self, path: Path, array: np.ndarray) -> Path:
         buffer = io.BytesIO()
@@ -161,6 +161,11 @@ class Staging:
         os.replace(temporary, path)
         faults.point("write.published")
         return path
+
+
+def json_text(value: Any) -> str:
+    """The run directory's JSON layout (sorted keys, indented, a final newline)."""
+    return json.dumps(value, indent=2, sort_keys=True, allow_nan=True) + "\n"
 
 
 def writer_is_running(pid: int) -> bool:

@@ -1,8 +1,9 @@
 """Running a sweep: stack jobs on worker processes, each member recorded as it finishes.
 
 `SweepRunner` takes a config and a run directory and drives every stack job of `plan_jobs`:
-- jobs run on `workers` processes, one per core (see `SweepRunner` for why not threads); the
-  longest ready job goes first, and fine-tuning waits for the pretrained models it starts from;
+- jobs run on `workers` processes, one per core (see `LocalBackend` for why not threads), or as
+  Ray tasks on a cluster (`ray_backend.py`); the longest ready job goes first, and fine-tuning
+  waits for the pretrained models it starts from;
 - after a job, each member is exported as a plain MLP, saved (atomically), scored on the
   evaluation points, written to TensorBoard, and only then recorded in `cells/` (atomically):
   a record means everything of that member is on disk;
@@ -25,7 +26,7 @@ import tensorflow as tf
 from tlkeras import interrupts, worker
 from tlkeras.config import StudyConfig
 from tlkeras.jobs import ENGINE_VERSION, cache_entry_complete, job_label, pretrain_cache_folder
-from tlkeras.options import SweepOptions, duration, print_report
+from tlkeras.options import BACKENDS, SweepOptions, duration, print_report
 from tlkeras.persistence import Staging
 from tlkeras.rundir import RunDir
 from tlkeras.training import PRETRAIN, StackJob, needs_pretrained, plan_jobs, pretrained_member
@@ -49,12 +50,8 @@ def configure_threads(intra_op: int = 1, inter_op: int = 1) -> None:
 
 
 class SweepRunner:
-    """Plans the jobs of a config, skips what is recorded, and runs the rest on worker processes.
-
-    Worker processes, not threads: measured on 2 cores, two threads in one TensorFlow process
-    trained no faster than one, while two processes ran at full speed each. With workers=1 the
-    jobs run in this process.
-    """
+    """Plans the jobs of a config, skips what is recorded, and runs the rest on a backend: local
+    worker processes (`LocalBackend`) or Ray tasks (`ray_backend.RayBackend`)."""
 
     def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
         self.config = config
@@ -74,70 +71,52 @@ class SweepRunner:
     def run(self) -> list[dict]:
         """Train everything not yet recorded; return every member's record."""
         report = self.options.report
-        pending = self.balance(self.pending_jobs())
-        planned = len(pending)
+        pending = self.pending_jobs()
         total_members = sum(len(j.members) for j in self.jobs)
         todo_members = sum(len(j.members) for j in pending)
         if todo_members < total_members:
             report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
         if self.options.cache_dir is not None and Path(self.options.cache_dir).is_dir():
             Staging(self.options.cache_dir).sweep()  # leftovers of killed runs; live writers' stay
+        backend = open_backend(self.config, self.run_dir, self.options)
+        workers = backend.workers
+        pending = self.balance(pending, workers)
+        planned = len(pending)
         started = time.perf_counter()
         steps_left = sum(job.steps for job in pending)
         busy_seconds, trained_steps = 0.0, 0
-        if self.options.workers <= 1:
-            worker.start(self.config, self.run_dir.path, self.options, driver_pid=None)
-            pool = None
-        else:
-            pool = futures.ProcessPoolExecutor(
-                max_workers=self.options.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=worker.start, initargs=(self.config, self.run_dir.path, self.options, os.getpid()),
-            )
-        running: dict[futures.Future, StackJob] = {}
+        running: dict = {}
         try:
             while pending or running:
                 interrupts.check()
                 for job in sorted(self._ready(pending), key=lambda j: -j.steps):
-                    if len(running) >= max(1, self.options.workers):
+                    if len(running) >= workers:
                         break
                     pending.remove(job)
-                    if pool is None:
-                        future: futures.Future = futures.Future()
-                        future.set_result(worker.run(job))
-                    else:
-                        future = pool.submit(worker.run, job)
-                    running[future] = job
+                    running[backend.submit(job)] = job
                 if not running:
                     missing = ", ".join(j.name for j in pending)
                     raise RuntimeError(f"jobs waiting on models that were never trained: {missing}")
-                done, _ = futures.wait(running, timeout=1.0, return_when=futures.FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    try:
-                        seconds, steps = future.result()  # a worker's error surfaces here
-                    except BrokenProcessPool:
-                        interrupts.check()  # killed because of a Ctrl-C: say that, not this
-                        raise WorkerDied(f"a worker process ended abruptly while training [{job_label(job)}] "
-                                         f"({_exit_codes(pool)})") from None
+                for handle in backend.wait(running, timeout=1.0):
+                    job = running.pop(handle)
+                    seconds, steps = backend.collect(handle, job)  # a worker's error surfaces here
                     busy_seconds, trained_steps = busy_seconds + seconds, trained_steps + steps
                     steps_left -= job.steps
                     elapsed = time.perf_counter() - started
                     # Sequential steps left, at the measured time per step, spread over the workers.
-                    left = busy_seconds / max(1, trained_steps) * steps_left / max(1, self.options.workers)
+                    left = busy_seconds / max(1, trained_steps) * steps_left / workers
                     estimate = f"ETA ~{duration(left)}" if trained_steps else "ETA after the first trained job"
                     report(f"sweep: {planned - len(pending) - len(running)} of {planned} "
                            f"jobs done, {duration(elapsed)} elapsed, {estimate}")
         except BaseException:
-            if pool is not None:  # Ctrl-C or an error: stop the workers now, not after their jobs
-                _stop_workers(pool)
+            backend.stop()  # Ctrl-C or an error: stop the workers now, not after their jobs
             raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            backend.close()
         report(f"sweep finished in {duration(time.perf_counter() - started)}")
         return [self.run_dir.read_record(m) for job in self.jobs for m in job.members]
 
-    def balance(self, jobs: list[StackJob]) -> list[StackJob]:
+    def balance(self, jobs: list[StackJob], workers: int | None = None) -> list[StackJob]:
         """Split the long jobs into one stack per worker when they are too few to keep every
         worker busy (for example a warm run, whose pretraining comes from the cache).
 
@@ -145,11 +124,12 @@ class SweepRunner:
         of 3 and one of 2 cost more in all than one of 5, so jobs stay whole when enough long
         jobs run side by side anyway.
         """
+        workers = workers or self.options.workers
         long_jobs = [j for j in jobs if j.steps >= LONG_JOB_STEPS and not self._cached(j)]
-        if len(long_jobs) >= self.options.workers:
+        if len(long_jobs) >= workers:
             return jobs
         return [chunk for job in jobs for chunk in
-                (split_for_workers(job, self.options.workers) if job in long_jobs else [job])]
+                (split_for_workers(job, workers) if job in long_jobs else [job])]
 
     def _cached(self, job: StackJob) -> bool:
         if job.arm != PRETRAIN or self.options.cache_dir is None:
@@ -168,6 +148,65 @@ class SweepRunner:
 
 
 LONG_JOB_STEPS = 200_000
+
+
+def open_backend(config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+    """Where the jobs run: local worker processes, or Ray tasks (`options.backend`)."""
+    if options.backend == "ray":
+        from tlkeras.ray_backend import RayBackend
+
+        return RayBackend(config, run_dir, options)
+    if options.backend != "local":
+        raise ValueError(f"backend={options.backend!r}: allowed are {', '.join(BACKENDS)}")
+    return LocalBackend(config, run_dir, options)
+
+
+class LocalBackend:
+    """Stack jobs on worker processes of this machine, which share the run directory with the
+    driver: each worker reads its inputs and writes its members itself.
+
+    Worker processes, not threads: measured on 2 cores, two threads in one TensorFlow process
+    trained no faster than one, while two processes ran at full speed each. With workers=1 the
+    jobs run in this process.
+    """
+
+    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+        self.workers = max(1, options.workers)
+        self.pool = None
+        if options.workers <= 1:
+            worker.start(config, run_dir.path, options, driver_pid=None)
+        else:
+            self.pool = futures.ProcessPoolExecutor(
+                max_workers=options.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker.start, initargs=(config, run_dir.path, options, os.getpid()),
+            )
+
+    def submit(self, job: StackJob) -> futures.Future:
+        if self.pool is None:
+            future: futures.Future = futures.Future()
+            future.set_result(worker.run(job))
+            return future
+        return self.pool.submit(worker.run, job)
+
+    def wait(self, handles, timeout: float) -> set:
+        done, _ = futures.wait(handles, timeout=timeout, return_when=futures.FIRST_COMPLETED)
+        return done
+
+    def collect(self, handle: futures.Future, job: StackJob) -> tuple[float, int]:
+        try:
+            return handle.result()
+        except BrokenProcessPool:
+            interrupts.check()  # killed because of a Ctrl-C: say that, not this
+            raise WorkerDied(f"a worker process ended abruptly while training [{job_label(job)}] "
+                             f"({_exit_codes(self.pool)})") from None
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            _stop_workers(self.pool)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:

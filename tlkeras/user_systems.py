@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import itertools
 import sys
+import types
 from pathlib import Path
 from typing import Callable
 
@@ -118,6 +119,31 @@ def load_function(reference: str) -> Callable:
         raise SystemReferenceError(f"{reference}: {path} defines no {name!r}")
     if not callable(function):
         raise SystemReferenceError(f"{reference}: {name!r} in {path} is not a function")
+    _LOADED[reference] = function
+    return function
+
+
+def install_source(reference: str, source: bytes) -> Callable:
+    """Load the function a reference names from its module's source, shipped from the machine
+    that has the file (a Ray worker elsewhere); later `load_function` calls return it. The
+    module's siblings import only where its folder exists."""
+    where, name = split_reference(reference)
+    module_name = "tlkeras_user_" + hashlib.sha1(reference.encode()).hexdigest()[:12]
+    module = types.ModuleType(module_name)
+    module.__file__ = where
+    folder = str(Path(where).expanduser().parent) if _is_file_path(where) else None
+    if folder:
+        sys.path.insert(0, folder)
+    try:
+        exec(compile(source, where, "exec"), module.__dict__)
+    except (Exception, SystemExit) as error:
+        raise SystemReferenceError(f"{reference}: importing {where} raised {_describe(error)}") from None
+    finally:
+        if folder:
+            sys.path.remove(folder)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise SystemReferenceError(f"{reference}: {where} defines no function {name!r}")
     _LOADED[reference] = function
     return function
 

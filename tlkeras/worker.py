@@ -14,6 +14,7 @@ from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions
 
 _EXECUTOR = None
+_RUN = None
 
 
 def start(config: StudyConfig, run_dir: Path, options: SweepOptions, driver_pid: int | None) -> None:
@@ -34,13 +35,20 @@ def start(config: StudyConfig, run_dir: Path, options: SweepOptions, driver_pid:
 
     if driver_pid is not None:
         configure_threads(intra_op=1, inter_op=1)
-    global _EXECUTOR
-    _EXECUTOR = JobExecutor(config, RunDir(run_dir), options)
+    global _EXECUTOR, _RUN
+    _EXECUTOR = JobExecutor(config, options)
+    _RUN = (config, RunDir(run_dir), options)
 
 
 def run(job) -> tuple[float, int]:
-    """Train one stack job (see `jobs.JobExecutor.run`)."""
-    return _EXECUTOR.run(job)
+    """Train one stack job (see `jobs.JobExecutor.run`) and write its members into the run
+    directory, which this process shares with the driver; returns (training seconds, steps)."""
+    from tlkeras.handoff import gather_inputs, write_output
+
+    config, run_dir, options = _RUN
+    output = _EXECUTOR.run(job, gather_inputs(config, run_dir, options, job))
+    write_output(config, run_dir, options, output)
+    return output.seconds, output.steps
 
 
 def _die_with_parent(driver_pid: int) -> None:

@@ -1,0 +1,191 @@
+"""The Ray backend: a real local Ray (127.0.0.1, two CPUs), never a mock.
+
+A sweep run as Ray tasks must equal conftest's exp1_run (local worker processes) member by member,
+leave the same run directory, survive a Ray worker killed mid-task (Ray retries it), and resume on
+either backend after its driver is killed. As in test_reliability, every fault is placed by
+TLKERAS_FAULT, not raced: the worker that reaches the point stops there and the test kills it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tiny_flags
+
+TIMING = {"train_seconds"}  # the only fields of a record that depend on the machine's speed
+
+
+def _records(run: Path) -> dict[str, dict]:
+    records = {}
+    for path in (run / "cells").rglob("*.json"):
+        record = json.loads(path.read_text())
+        records[record["key"]] = {k: v for k, v in record.items() if k not in TIMING}
+    return records
+
+
+def _layout(run: Path) -> set[str]:
+    """Every file of a run, event files by their folder (their names hold a time and a host)."""
+    names = set()
+    for path in run.rglob("*"):
+        if not path.is_file() or ".partial" in path.parts or path.name in (".lock",):
+            continue
+        relative = str(path.relative_to(run))
+        names.add(relative.rsplit("/", 1)[0] + "/<events>" if "tfevents" in path.name else relative)
+    return names
+
+
+def _assert_same_run(run: Path, reference: Path) -> None:
+    ours, theirs = _records(run), _records(reference)
+    assert len(theirs) == 12 and sorted(ours) == sorted(theirs)
+    for key in theirs:
+        assert ours[key] == theirs[key], f"member {key} differs from the local run"
+    for losses in (reference / "losses").rglob("*.npy"):
+        relative = losses.relative_to(reference)
+        assert np.array_equal(np.load(run / relative), np.load(losses)), relative
+    assert _layout(run) == _layout(reference)
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f"TLKERAS_TEST_TAG={tag}".encode() in environ.split(b"\0") and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(path: Path, process: subprocess.Popen, limit: float = 600) -> None:
+    """Until `path` exists; the limit only bounds a failure (the driver ended, or a hang)."""
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"the run ended (status {process.returncode}) before {path.name}:\n{out[-2000:]}\n{err[-2000:]}")
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.1)
+
+
+def test_a_ray_sweep_with_a_worker_killed_mid_task_equals_the_local_one(exp1_run, tmp_path):
+    """Ray retries the task of the killed worker; every member, loss curve and file is as with
+    local workers, progress lines and the ETA reach the driver's output, Ray's chatter does not."""
+    logdir, faults = tmp_path / "logs", tmp_path / "faults"
+    faults.mkdir()
+    env = dict(os.environ, TLKERAS_FAULT="hold@ray.task.started", TLKERAS_FAULT_DIR=str(faults))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    driver = subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "exp1.py"), *tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    held = faults / "held-ray.task.started"
+    _wait_for(held, driver)
+    worker = int(held.read_text())
+    assert worker != driver.pid
+    os.kill(worker, signal.SIGKILL)  # a Ray worker dies mid-task
+    out, err = driver.communicate(timeout=900)
+    assert driver.returncode == 0, (out[-3000:], err[-3000:])
+    _assert_same_run(only_run_dir(logdir, "exp1"), exp1_run[0])
+    assert "sweep: 6 of 6 jobs done" in out and "ETA" in out
+    assert "start  [pretrain" in out and "done   [baseline" in out  # the workers' lines, relayed
+    # Ray says (once) that it retries the task of the dead worker; nothing else of Ray's is shown.
+    assert "will be retried" in out
+    assert not _ray_chatter(out + err, tmp_path, allowed="(raylet)"), _ray_chatter(out + err, tmp_path, "(raylet)")
+
+
+def _ray_chatter(text: str, tmp_path: Path, allowed: str | None = None) -> list[str]:
+    """Lines that mention Ray, other than ours (the run's paths, its flags)."""
+    ours = (str(tmp_path), "--backend=ray")
+    lines = [line for line in text.splitlines() if "ray" in line.lower() and not any(o in line for o in ours)]
+    return [line for line in lines if not (allowed and allowed in line)]
+
+
+def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tmp_path):
+    """The driver (which alone writes the run) is killed after its third record; Ray's processes
+    end with it, and a local resume trains only the rest, to the same results."""
+    logdir, tag = tmp_path / "logs", uuid.uuid4().hex
+    killed = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray"],
+                        env={"TLKERAS_FAULT": "kill@record.written#3", "TLKERAS_TEST_TAG": tag})
+    assert killed.returncode == -9, (killed.stdout[-2000:], killed.stderr[-2000:])
+    assert not _ray_chatter(killed.stdout + killed.stderr, tmp_path), killed.stdout + killed.stderr
+    assert not killed.stderr.strip(), killed.stderr[-2000:]  # a normal run's start-up: quiet
+    deadline = time.monotonic() + 120  # the embedded Ray notices its driver's death (bounds a failure)
+    while _tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _tagged_processes(tag), "Ray processes outlived their driver"
+    run = only_run_dir(logdir, "exp1")
+    kept = {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("*.json")}
+    assert len(kept) == 3
+    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", "--backend=local"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming: 3 finished members kept, 9 to train" in resumed.stdout
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
+    _assert_same_run(run, exp1_run[0])
+
+
+@pytest.mark.parametrize("address, says", [
+    ("127.0.0.1:1", "no Ray cluster answers there"),
+    ("nonsense", "expected host:port"),
+])
+def test_an_unreachable_ray_address_is_one_line_before_any_work(tmp_path, address, says):
+    result = run_driver("exp1.py", [*tiny_flags(tmp_path), "--backend=ray", f"--ray_address={address}"])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and address in lines[0], result.stderr
+    assert not (tmp_path / "exp1").exists() or not any((tmp_path / "exp1").iterdir())
+
+
+def test_ray_address_without_the_ray_backend_is_refused(tmp_path):
+    result = run_driver("exp1.py", [*tiny_flags(tmp_path), "--ray_address=auto"])
+    assert result.returncode == 2 and "needs --backend=ray" in result.stderr
+
+
+def test_shipped_measurements_and_simple_model_work_where_their_files_do_not_exist(tmp_path):
+    """A Ray worker on another machine cannot read the driver's files: the config carries them.
+    Shipped from one process, installed in another after the files are gone."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    (folder / "g.py").write_text("import numpy as np\n\ndef g(x):\n    return np.stack([x[:, 0] * 2.0], axis=1)\n")
+    rows = "\n".join(f"{x},{2 * x + 0.1}" for x in range(8))
+    (folder / "plate.csv").write_text("dose,signal\n" + rows + "\n")
+    script = f"""
+import pickle, shutil, sys
+sys.path.insert(0, {str(REPO)!r})
+from tlkeras.fitting import plan_fit
+from tlkeras.ray_backend import ShippedConfig
+config, _ = plan_fit({str(folder / 'g.py') + ':g'!r}, [0.0, 10.0], {str(folder / 'plate.csv')!r}, ['dose'], ['signal'],
+                     folds=0, seeds=(0,), epochs=4, pretrain_epochs=2, pretrain_size=16, synthetic_noise=0.0,
+                     width=4, depth=1, activation='relu', learning_rate=0.01, batch_size=4)
+sys.stdout.buffer.write(pickle.dumps(ShippedConfig.of(config)))
+"""
+    shipped = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300, cwd=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr.decode()[-2000:]
+    (tmp_path / "shipped.pickle").write_bytes(shipped.stdout)
+    (folder / "g.py").unlink()
+    (folder / "plate.csv").unlink()
+    script = f"""
+import pickle, sys
+import numpy as np
+sys.path.insert(0, {str(REPO)!r})
+from tlkeras import measurements
+from tlkeras.systems import system_function
+shipped = pickle.loads(open({str(tmp_path / 'shipped.pickle')!r}, 'rb').read())
+config = shipped.install()
+found = measurements.of_config(config)
+g = system_function(config.simple_system, config.system_params)
+print(found.rows, float(found.y[3, 0]), float(g(np.array([[1.5]]))[0, 0]))
+"""
+    used = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert used.returncode == 0, used.stderr[-2000:]
+    assert used.stdout.split() == ["8", "6.1", "3.0"]
