@@ -137,6 +137,11 @@ def define_protocol_flags(volumes_default: list[str] | None,
                          lower_bound=0, upper_bound=64)
     flags.DEFINE_integer("wise_ft_folds", defaults.wise_ft_folds,
                          "wise_ft: k of the k-fold cross-validation that picks the mix.", lower_bound=2, upper_bound=100)
+    flags.DEFINE_integer("multi_fidelity_iterations", defaults.multi_fidelity_iterations,
+                         "multi_fidelity: full-batch Adam steps (MfNN's protocol).",
+                         lower_bound=1, upper_bound=study_config.MAX_EPOCHS)
+    flags.DEFINE_float("multi_fidelity_l2", defaults.multi_fidelity_l2,
+                       "multi_fidelity: lambda of lambda ||W||^2 on the nonlinear branch's kernels.", lower_bound=0.0)
     flags.DEFINE_integer("evaluations", defaults.evaluations,
                          "Evaluations of every model during its training (TensorBoard's eval curves); 0: at the end only.",
                          lower_bound=0, upper_bound=10_000)
@@ -144,7 +149,8 @@ def define_protocol_flags(volumes_default: list[str] | None,
                          lower_bound=1, upper_bound=study_config.MAX_SAMPLES)
     flags.DEFINE_integer("eval_seed", defaults.eval_seed, "Seed of the evaluation points.", lower_bound=0)
     # How and where to run.
-    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate", "l2_sp_alpha", "lp_ft_rate_factor"):
+    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate", "l2_sp_alpha", "lp_ft_rate_factor",
+                 "multi_fidelity_l2"):
         _finite(name)
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
@@ -200,6 +206,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             num_inputs=FLAGS.num_inputs, transfer_strategy=tuple(FLAGS.strategies),
             l2_sp_alpha=FLAGS.l2_sp_alpha, lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
             freeze_layers=FLAGS.freeze_layers, wise_ft_folds=FLAGS.wise_ft_folds, evaluations=FLAGS.evaluations,
+            multi_fidelity_iterations=FLAGS.multi_fidelity_iterations, multi_fidelity_l2=FLAGS.multi_fidelity_l2,
         )
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).

@@ -86,6 +86,55 @@ def test_the_anchor_pull_holds_weights_near_the_start_and_zero_alpha_changes_not
     assert distance(stack, 2) < 0.1 * distance(plain, 2)
 
 
+def test_the_pull_can_act_on_named_variables_only():
+    x, y = _data(2, 70)
+    names = frozenset("/".join(v.path.split("/")[-2:]) for v in models.build_stack(SPEC, 2).trainable_variables)
+
+    def pulled(variables, alpha=0.5, zero=False):
+        return lambda s: engine.Regime([1e-3] * 2, anchor_alpha=[alpha] * 2,
+                                       anchor=[np.zeros_like(w) for w in s] if zero else s, anchored_variables=variables)
+
+    everything, _ = _train([1, 2], x, y, 3, pulled(names))
+    default, _ = _train([1, 2], x, y, 3, pulled(None))
+    for a, b in zip(everything.get_weights(), default.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # A strong pull towards zero on one kernel: every step shrinks each of its weights (Adam
+    # steps of ~lr), while an unlisted kernel trains on the data alone.
+    decayed, start = _train([1, 2], x, y, 4, pulled(frozenset({"output/kernel"}), alpha=1e3, zero=True))
+    after = {"/".join(v.path.split("/")[-2:]): v.numpy() for v in decayed.trainable_variables}
+    before = dict(zip(after, start))
+    big = np.abs(before["output/kernel"]) > 0.05
+    assert np.all(np.abs(after["output/kernel"])[big] < np.abs(before["output/kernel"])[big])
+    grew = np.abs(after["hidden_0/kernel"]) > np.abs(before["hidden_0/kernel"])
+    assert 0 < grew.mean() < 1
+    with pytest.raises(ValueError, match="anchored variables"):
+        _train([1, 2], x, y, 1, pulled(frozenset({"hidden_9/kernel"})))
+
+
+def test_multi_fidelity_trains_full_batch_with_l2_on_the_nonlinear_kernels_only():
+    from tlkeras.training import plan_jobs
+
+    config = StudyConfig(**{**TINY, "volumes": (20, 50)}).validate()
+    jobs = {(job.arm, job.size): job for job in plan_jobs(config)}
+    for size in (20, 50):
+        job = jobs["multi_fidelity", size]
+        assert (job.batch_size, job.epochs, job.first_epoch, job.steps) == (size, 60, 0, 60)
+        assert jobs["transfer", size].batch_size == config.batch_size
+    strategy = strategies.STRATEGIES["multi_fidelity"]
+    stack = models.build_stack(strategy.network(config), 2)
+    start = [np.ones(v.shape, np.float32) for v in stack.trainable_variables]
+    regime = strategy.regime(config, 2, start)
+    assert regime.anchored_variables == {"hidden_0/kernel", "hidden_1/kernel", "output/kernel"}
+    assert list(regime.anchor_alpha) == [2 * config.multi_fidelity_l2] * 2  # alpha/2 ||W||^2 = lambda ||W||^2
+    assert all(not a.any() for a in regime.anchor)
+    engine.StackTrainer(stack, 1e-3, 20, regime)  # the names are the stack's own
+    assert not any(strategy.regime(StudyConfig(multi_fidelity_l2=0.0), 2, start).anchor_alpha)
+    with pytest.raises(ConfigError, match="^multi_fidelity_l2=-1.0"):
+        StudyConfig(multi_fidelity_l2=-1.0).validate()
+    with pytest.raises(ConfigError, match="^multi_fidelity_iterations=0"):
+        StudyConfig(multi_fidelity_iterations=0).validate()
+
+
 def test_evaluation_inside_training_sees_every_few_epochs_and_changes_no_weight():
     x, y = _data(2, 64)
     seen = []
@@ -136,7 +185,8 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
 
 # Every strategy through one real (tiny) study --------------------------------------------------
 TINY = dict(pretrain_size=300, epochs=12, pretrain_epochs=8, seeds=(0, 1), volumes=(20,), arms=("transfer", "baseline"),
-            systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=12)
+            systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=12,
+            multi_fidelity_iterations=60)
 
 
 @pytest.fixture(scope="module")

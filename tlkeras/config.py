@@ -129,6 +129,10 @@ class StudyConfig:
     lp_ft_rate_factor: float = 0.1  # lp_ft: fine-tuning rate = learning_rate * this
     freeze_layers: int = 2  # freeze_k: hidden layers kept as pretrained, from the input
     wise_ft_folds: int = 5  # wise_ft: k of the cross-validation that picks the mix
+    # multi_fidelity (MfNN's protocol): full-batch Adam steps, and lambda of the L2 penalty
+    # lambda * ||W||^2 on the nonlinear branch's kernels (DeepXDE's regularization=["l2", lambda])
+    multi_fidelity_iterations: int = 20_000
+    multi_fidelity_l2: float = 0.01
     evaluations: int = 40  # evaluations over a model's `epochs` of training (TensorBoard curves)
     # Evaluation.
     eval_points: int = 100
@@ -310,6 +314,8 @@ class StudyConfig:
         _finite("lp_ft_rate_factor", self.lp_ft_rate_factor, positive=True)
         _integer("freeze_layers", self.freeze_layers, 0, 64)
         _integer("wise_ft_folds", self.wise_ft_folds, 2, 100)
+        _integer("multi_fidelity_iterations", self.multi_fidelity_iterations, 1, MAX_EPOCHS)
+        _finite("multi_fidelity_l2", self.multi_fidelity_l2, allow_zero=True)
         _integer("evaluations", self.evaluations, 0, 10_000)
         if "freeze_k" in self.transfer_strategy:
             _require(self.freeze_layers <= self.depth, "freeze_layers", self.freeze_layers,

@@ -67,13 +67,17 @@ class Regime:
 
     learning_rates: Adam's rate per member. frozen: per member, the names of the stacked layers
     it does not update. anchor_alpha: per member, the L2-SP weight towards `anchor` (the
-    starting weights, per variable, [members, ...]); 0 for none.
+    starting weights, per variable, [members, ...]); 0 for none. anchored_variables: which
+    variables the pull acts on (multi_fidelity: the nonlinear branch's kernels only).
     """
 
     learning_rates: Sequence[float]
     frozen: Sequence[frozenset[str]] = ()
     anchor_alpha: Sequence[float] = ()
     anchor: Sequence[np.ndarray] | None = None
+    # The variables the pull acts on, as 'layer/kernel' or 'layer/bias' (every member alike);
+    # None: all of them. With a zero anchor it is plain L2 weight decay on those variables.
+    anchored_variables: frozenset[str] | None = None
 
     @staticmethod
     def uniform(members: int, learning_rate: float) -> "Regime":
@@ -115,6 +119,13 @@ class StackTrainer:
             self._anchor = [np.asarray(a, np.float32) for a in self.regime.anchor]
             if [a.shape for a in self._anchor] != [tuple(v.shape) for v in self._variables]:
                 raise ValueError("the anchor's shapes differ from the stack's variables")
+        self._anchored = None  # indices of the variables the pull acts on; None: all
+        if self.regime.anchored_variables is not None:
+            names = [_variable_name(v) for v in self._variables]
+            unknown = set(self.regime.anchored_variables) - set(names)
+            if unknown or not self.regime.anchored_variables:
+                raise ValueError(f"anchored variables {sorted(unknown)} are not in the stack ({names})")
+            self._anchored = tuple(i for i, name in enumerate(names) if name in self.regime.anchored_variables)
         self._masks = None
         if any(self.regime.frozen):
             frozen = self.regime.frozen
@@ -243,10 +254,12 @@ class StackTrainer:
         if key not in self._compiled:
             self._compiled[key] = self._make_run(members, size, max_epochs,
                                                  anchored=self._anchor_alpha is not None,
-                                                 masked=self._masks is not None)
+                                                 masked=self._masks is not None,
+                                                 anchored_indices=self._anchored)
         return self._compiled[key]
 
-    def _make_run(self, members: int, size: int, max_epochs: int, anchored: bool, masked: bool) -> Callable:
+    def _make_run(self, members: int, size: int, max_epochs: int, anchored: bool, masked: bool,
+                  anchored_indices: tuple[int, ...] | None = None) -> Callable:
         stack = self.stack
         batch = self.batch_size
         steps = math.ceil(size / batch)
@@ -266,8 +279,11 @@ class StackTrainer:
             return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
 
         def anchor_pull(params, alpha, anchor):  # alpha_k / 2 * ||w_k - anchor_k||^2: [K]
+            pairs = list(zip(params, anchor))
+            if anchored_indices is not None:
+                pairs = [pairs[i] for i in anchored_indices]
             squares = [tf.reduce_sum(tf.reshape(tf.square(p - a), [members, -1]), axis=1)
-                       for p, a in zip(params, anchor)]
+                       for p, a in pairs]
             return 0.5 * alpha * tf.add_n(squares)
 
         @tf.function(jit_compile=True, reduce_retracing=True)
@@ -329,6 +345,11 @@ class StackTrainer:
             return params, moments, losses
 
         return run
+
+
+def _variable_name(variable) -> str:
+    """'layer/kernel' of a stacked variable (its path's last two parts)."""
+    return "/".join(variable.path.split("/")[-2:])
 
 
 def _layer_of(variable) -> str:

@@ -22,7 +22,8 @@ the user's outputs.
   no pretraining.
 - multi_fidelity: the pretrained network's output y_L feeds, with x, a linear and a small
   nonlinear branch whose sum is the prediction (Meng and Karniadakis, J. Comput. Phys. 2020,
-  "A composite neural network that learns from multi-fidelity data").
+  "A composite neural network that learns from multi-fidelity data"), trained as their MfNN
+  is: full batch, L2 on the nonlinear branch's kernels.
 
 The saved model of residual and g_feature evaluates g inside Keras (`SimpleModelLayer`): it
 loads through `tlkeras.load_model` (which registers the layer) but not through plain
@@ -80,6 +81,14 @@ class Strategy:
         if self.continues_pretraining:
             return config.finetune_epochs, config.pretrain_epochs
         return config.epochs, 0
+
+    def batch_size(self, config: StudyConfig, size: int) -> int:
+        """The minibatch size for a training set of `size` pairs."""
+        return config.batch_size
+
+    def evaluation_interval(self, config: StudyConfig) -> int:
+        """Epochs between evaluations inside training (the curves)."""
+        return config.evaluation_interval
 
     def shuffle_stream(self) -> str:
         """Fine-tuning strategies share the minibatch order of fine_tune_all (a paired design:
@@ -206,13 +215,38 @@ class SimpleModelFeature(UsesSimpleModel):
 
 
 class MultiFidelity(Strategy):
+    """MfNN's high-fidelity part on the frozen pretrained network: y_H = linear([x, y_L]) +
+    nonlinear([x, y_L]), trained as MfNN trains: full batch (one Adam step per epoch) for
+    `multi_fidelity_iterations` steps, with lambda * ||W||^2 on the nonlinear branch's kernels
+    only (the linear branch and the biases are free)."""
+
     name = "multi_fidelity"
     continues_pretraining = False
+    depth = 2  # the nonlinear branch's hidden layers (MfNN's 2 x 10)
 
     def network(self, config):
         core = config.network.in_network_units()
-        return dataclasses.replace(core, num_inputs=core.num_inputs + core.num_outputs, depth=2,
+        return dataclasses.replace(core, num_inputs=core.num_inputs + core.num_outputs, depth=self.depth,
                                    linear_branch=True)
+
+    def epochs(self, config):
+        return config.multi_fidelity_iterations, 0
+
+    def batch_size(self, config, size):
+        return max(1, size)  # full batch
+
+    def evaluation_interval(self, config):
+        if config.evaluations == 0:
+            return 0
+        return max(1, -(-config.multi_fidelity_iterations // config.evaluations))
+
+    def regime(self, config, members, anchor):
+        if config.multi_fidelity_l2 == 0:
+            return Regime.uniform(members, config.learning_rate)
+        # alpha/2 * ||W - 0||^2 with alpha = 2 lambda: lambda * ||W||^2, as Keras' l2(lambda)
+        kernels = frozenset(f"{name}/kernel" for name in [f"hidden_{i}" for i in range(self.depth)] + ["output"])
+        return Regime([config.learning_rate] * members, anchor_alpha=[2.0 * config.multi_fidelity_l2] * members,
+                      anchor=[np.zeros_like(a) for a in anchor], anchored_variables=kernels)
 
     def inputs(self, config, x, pretrained):
         low_fidelity = config.network.scale_outputs(

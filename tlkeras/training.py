@@ -92,9 +92,11 @@ def plan_jobs(config: StudyConfig, max_members: int = 64) -> list[StackJob]:
     jobs: list[StackJob] = []
 
     def add(arm: str, size: int, epochs: int, first_epoch: int, members: list[Member]) -> None:
+        strategy = strategy_of_arm(arm)
+        job_batch = batch if strategy is None else strategy.batch_size(config, size)
         for start in range(0, len(members), max_members):
             chunk = tuple(members[start : start + max_members])
-            jobs.append(StackJob(arm, size, epochs, first_epoch, chunk, batch))
+            jobs.append(StackJob(arm, size, epochs, first_epoch, chunk, job_batch))
 
     if config.needs_pretraining:
         add(PRETRAIN, config.pretrain_size, config.pretrain_epochs, 0,
@@ -200,7 +202,7 @@ def train_job(
 ) -> TrainedStack:
     """Train the members of `job` as one stack, each from its prepared start and data.
 
-    With `evaluated`, every `config.evaluation_interval` epochs the members predict
+    With `evaluated`, every `config.evaluation_interval` epochs (the strategy's) the members predict
     `eval_inputs` [members, points, in] and `evaluated` gets the predictions (network units,
     offsets added).
 
@@ -218,7 +220,8 @@ def train_job(
     models.load_members(stack, [p.net for p in prepared])
     start = [np.array(v.numpy()) for v in stack.trainable_variables]
     regime = strategy.regime(config, len(members), start) if strategy else None
-    trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime)
+    batch_size = strategy.batch_size(config, len(prepared[0].x)) if strategy else config.batch_size
+    trainer = StackTrainer(stack, config.learning_rate, batch_size, regime)
     offsets = None
     if prepared[0].offset is not None and eval_inputs is not None:
         offsets = [strategy.offset(config, eval_inputs[0][:, :config.input_dimension])] * len(members)
@@ -233,7 +236,7 @@ def train_job(
     log = trainer.fit(
         np.stack([p.x for p in prepared]), np.stack([p.y for p in prepared]), job.epochs,
         shuffle_seeds=shuffle_seeds, first_epoch=job.first_epoch, progress=progress,
-        evaluate_every=config.evaluation_interval,
+        evaluate_every=strategy.evaluation_interval(config) if strategy else config.evaluation_interval,
         evaluate=evaluate if evaluated is not None and eval_inputs is not None else None,
     )
     trained = TrainedStack(job, stack, log, trainer, network)
