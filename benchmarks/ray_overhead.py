@@ -39,7 +39,7 @@ def _run(backend: str, logdir: Path) -> tuple[float, dict]:
         sys.exit(f"{backend} run failed ({result.returncode}):\n{result.stderr[-3000:]}")
     run = next(p for p in (logdir / FLAGS.experiment).iterdir() if p.is_dir())
     records = {}
-    for path in (run / "cells").glob("*.json"):
+    for path in (run / "cells").rglob("*.json"):
         record = json.loads(path.read_text())
         record.pop("train_seconds")
         records[record["key"]] = record
