@@ -40,6 +40,22 @@ def run_driver(script: str, flags: list[str], timeout: float = 600,
     )
 
 
+def tagged_processes(tag: str) -> list[int]:
+    """Live processes (a driver, its workers, an embedded Ray's) started with TLKERAS_TEST_TAG=tag."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if f"TLKERAS_TEST_TAG={tag}".encode() in environ.split(b"\0") and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
 def only_run_dir(logdir: Path, experiment: str) -> Path:
     runs = [p for p in (logdir / experiment).iterdir() if p.is_dir()]
     assert len(runs) == 1, runs

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tiny_flags
+from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tagged_processes, tiny_flags
 
 TIMING = {"train_seconds"}  # the only fields of a record that depend on the machine's speed
 
@@ -51,21 +51,6 @@ def _assert_same_run(run: Path, reference: Path) -> None:
         relative = losses.relative_to(reference)
         assert np.array_equal(np.load(run / relative), np.load(losses)), relative
     assert _layout(run) == _layout(reference)
-
-
-def _tagged_processes(tag: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if f"TLKERAS_TEST_TAG={tag}".encode() in environ.split(b"\0") and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
 
 
 def _wait_for(path: Path, process: subprocess.Popen, limit: float = 600) -> None:
@@ -121,9 +106,9 @@ def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tm
     assert not _ray_chatter(killed.stdout + killed.stderr, tmp_path), killed.stdout + killed.stderr
     assert not killed.stderr.strip(), killed.stderr[-2000:]  # a normal run's start-up: quiet
     deadline = time.monotonic() + 120  # the embedded Ray notices its driver's death (bounds a failure)
-    while _tagged_processes(tag) and time.monotonic() < deadline:
+    while tagged_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _tagged_processes(tag), "Ray processes outlived their driver"
+    assert not tagged_processes(tag), "Ray processes outlived their driver"
     run = only_run_dir(logdir, "exp1")
     kept = {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("*.json")}
     assert len(kept) == 3

@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tiny_flags
+from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tagged_processes, tiny_flags
 
 FLAGS = EXP1_FLAGS  # with tiny_flags: 6 jobs, 12 members, as exp1_run
 
@@ -34,29 +34,13 @@ def _driver(logdir: Path, *extra: str, fault: str | None = None, tag: str | None
     return run_driver("exp1.py", [*tiny_flags(logdir), *FLAGS, *extra], env=env)
 
 
-def _tagged_processes(tag: str) -> list[int]:
-    """Live processes (driver or workers) started with TLKERAS_TEST_TAG=tag."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if f"TLKERAS_TEST_TAG={tag}".encode() in environ.split(b"\0") and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
-
-
 def _assert_no_orphans(tag: str) -> None:
     """Workers die with their driver (PR_SET_PDEATHSIG); the kernel does it right after the driver
     dies, so poll until they are gone (the deadline only bounds a failure)."""
     deadline = time.monotonic() + 60
-    while _tagged_processes(tag) and time.monotonic() < deadline:
+    while tagged_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _tagged_processes(tag), "worker processes outlived their driver"
+    assert not tagged_processes(tag), "worker processes outlived their driver"
 
 
 def _records(run: Path) -> dict[str, tuple[int, bytes]]:

@@ -19,12 +19,18 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from tlkeras import faults, interrupts
 from tlkeras.options import SweepOptions
 
 # Free of TensorFlow at import (the drivers connect before TensorFlow loads); the run's modules
 # are imported where used.
+if TYPE_CHECKING:
+    from tlkeras.config import StudyConfig
+    from tlkeras.handoff import JobOutput, ModelFiles
+    from tlkeras.rundir import RunDir
+    from tlkeras.training import StackJob
 
 TASK_RETRIES = 3  # a task whose worker process died is run again, this many times at most
 CONNECT_SECONDS = 10.0
