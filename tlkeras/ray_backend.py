@@ -67,9 +67,7 @@ def check_address(address: str) -> None:
     """`host:port` must answer on TCP before Ray is asked (Ray itself retries for a minute)."""
     if address in ("", "auto"):
         return
-    host, _, port = address.rpartition(":")
-    if address.startswith("ray://"):
-        host, _, port = address[len("ray://"):].rpartition(":")
+    host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise BackendError(f"--ray_address={address!r}: expected host:port, 'auto' (a cluster started on "
                            "this machine with `ray start`), or empty (start a local Ray)")
