@@ -9,6 +9,7 @@ TLKERAS_FAULT, not raced: the worker that reaches the point stops there and the 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,56 @@ def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tm
     assert "resuming: 3 finished members kept, 9 to train" in resumed.stdout
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
     _assert_same_run(run, exp1_run[0])
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A cluster as Ray's docs start one: `ray get-auth-token --generate`, then `ray start --head`
+    (which turns token authentication on when it finds the token, in the home folder of the user
+    who started it); yields (address, environment)."""
+    home, tag = tmp_path / "home", uuid.uuid4().hex
+    home.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, HOME=str(home), TLKERAS_TEST_TAG=tag, RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_AUTH_MODE", None)
+    generated = subprocess.run(["ray", "get-auth-token", "--generate"], capture_output=True, text=True,
+                               env=env, timeout=300)
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    started = subprocess.run(["ray", "start", "--head", f"--port={port}", "--num-cpus=2",
+                              "--include-dashboard=false", "--disable-usage-stats"],
+                             capture_output=True, text=True, env=env, timeout=300)
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        assert "Token authentication is enabled" in started.stderr + started.stdout
+        yield f"127.0.0.1:{port}", env
+    finally:
+        for pid in tagged_processes(tag):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_a_sweep_on_a_cluster_started_with_ray_start_given_as_host_port_equals_the_local_one(
+        exp1_run, ray_cluster, tmp_path):
+    """The token `ray start` wrote is sent (Ray itself sends it to `auto` only); with a wrong
+    token, one line and exit status 2 before any work."""
+    address, env = ray_cluster
+    logdir = tmp_path / "logs"
+    flags = [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray", f"--ray_address={address}"]
+    result = run_driver("exp1.py", flags, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_run(only_run_dir(logdir, "exp1"), exp1_run[0])
+    assert not _ray_chatter(result.stdout + result.stderr, tmp_path), result.stdout + result.stderr
+
+    refused = run_driver("exp1.py", [*flags, f"--logdir={tmp_path / 'refused'}"],
+                         env=dict(env, RAY_AUTH_TOKEN="0" * 32))
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused this machine's authentication token" in lines[0], refused.stderr
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").rglob("*.json"))
 
 
 @pytest.mark.parametrize("address, says", [

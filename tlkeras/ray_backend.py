@@ -15,10 +15,14 @@ driver's own; Ray's start-up and log chatter stays out of the run's output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import sys
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlkeras import faults, interrupts
@@ -43,24 +47,71 @@ class BackendError(ValueError):
 def connect(address: str, cpus: int) -> int:
     """Connect this process to Ray, or start an embedded local Ray with `cpus` CPUs when
     `address` is empty; returns the CPUs of the cluster. Idempotent within a process."""
+    if address:
+        use_cluster_token(address)  # before Ray is imported: it reads the mode once, at import
     ray = _import_ray()
     if not ray.is_initialized():
         check_address(address)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats banner
         quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=True)
-        try:
-            if address:
-                ray.init(address=address, **quiet)
-            else:
-                ray.init(address="local", num_cpus=cpus, **quiet)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise BackendError(f"--ray_address={address!r}: could not connect to Ray "
-                               f"({str(error).strip().splitlines()[0][:160]})") from None
+        if not address:
+            ray.init(address="local", num_cpus=cpus, **quiet)
+        else:
+            with tempfile.TemporaryFile() as chatter, _stderr_into(chatter):
+                try:
+                    ray.init(address=address, **quiet)
+                except (ConnectionError, RuntimeError, ValueError) as error:
+                    chatter.seek(0)
+                    raise BackendError(_connect_failure(address, error, chatter.read())) from None
     found = int(ray.cluster_resources().get("CPU", 0))
     if found < 1:
         raise BackendError(f"--ray_address={address!r}: the Ray cluster has no CPUs to run stack jobs on")
     return found
+
+
+def use_cluster_token(address: str) -> None:
+    """Send this machine's Ray token to a cluster named by address, as Ray does for `auto`.
+
+    A cluster started with `ray start --head` (Ray >= 2.52) requires token authentication and
+    writes its token to ~/.ray/auth_token; Ray sends a token to an explicit `host:port` only
+    when RAY_AUTH_MODE=token is set. If the user has not chosen a mode and a token is at hand
+    (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token) we choose token mode; a cluster
+    without authentication ignores the token."""
+    if address == "auto" or "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or Path(token_file).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
+def _connect_failure(address: str, error: Exception, chatter: bytes) -> str:
+    """One line for a failed connection to a running cluster, from Ray's error and its stderr."""
+    causes, cause = [], error
+    while cause is not None:
+        causes.append(f"{type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    said = "\n".join(causes) + chatter.decode(errors="replace")
+    if "InvalidAuthToken" in said or "AuthenticationError" in said:
+        return (f"--ray_address={address!r}: the Ray cluster refused this machine's authentication token; "
+                "copy the head's token (`ray get-auth-token` on the head) to ~/.ray/auth_token here, or set "
+                "RAY_AUTH_TOKEN")
+    return (f"--ray_address={address!r}: could not connect to Ray "
+            f"({str(error).strip().splitlines()[0][:160]})")
+
+
+@contextlib.contextmanager
+def _stderr_into(file):
+    """Route this process's file descriptor 2 into `file` (Ray's C++ client logs each retry there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def check_address(address: str) -> None:
