@@ -65,6 +65,23 @@ def test_members_with_other_data_do_not_influence_each_other():
     assert _max_difference(models.export_member(stack_a, SPEC, 1), models.export_member(stack_b, SPEC, 1)) > 1e-3
 
 
+def test_full_batch_steps_use_every_sample_in_a_fixed_order():
+    """With one batch of every sample (multi_fidelity's full batch) nothing is shuffled: the
+    shuffle seed does not matter, and the step equals a plain Keras step on the whole set."""
+    x, y = _data(1, 40, seed=2)
+    x, y = np.concatenate([x, x]), np.concatenate([y, y])  # one member's data in two slots
+    stack = models.build_stack(SPEC, 2)
+    models.load_members(stack, [models.build_mlp(SPEC, seed=5)] * 2)
+    engine.StackTrainer(stack, 1e-3, 40).fit(x, y, 3, shuffle_seeds=[5, 6])
+    first, second = models.export_member(stack, SPEC, 0), models.export_member(stack, SPEC, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(first.get_weights(), second.get_weights()))
+    plain = models.build_mlp(SPEC, seed=5)
+    plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    plain.fit(x[0], y[0], batch_size=40, epochs=3, shuffle=False, verbose=0)
+    assert _max_difference(first, plain) < TOLERANCE
+    assert _max_difference(first, models.build_mlp(SPEC, seed=5)) > 100 * TOLERANCE
+
+
 def test_split_fit_calls_continue_one_optimisation():
     x, y = _data(2, 96)
     whole, _ = _trained_stack([3, 4], x, y, epochs=4)

@@ -265,6 +265,11 @@ class StackTrainer:
         steps = math.ceil(size / batch)
         padded = steps * batch
         # Samples past the end of the last (short) batch are padding: weight 0.
+        # Full-batch training (multi_fidelity, MfNN's protocol): every step sees every sample, so
+        # the per-epoch shuffle (a sort of n keys per member) would only cost time: at n = 5000
+        # it was most of a step. Left out there, and only there (a padded last batch still
+        # shuffles, as it always has).
+        whole_set_per_step = steps == 1 and size == batch
         mask = np.zeros((steps, batch), np.float32)
         mask.reshape(-1)[:size] = 1.0
         batch_counts = mask.sum(axis=1)
@@ -291,13 +296,21 @@ class StackTrainer:
             extras = list(extras)
             alpha, anchor = (extras.pop(0), extras.pop(0)) if anchored else (None, None)
             masks = extras.pop(0) if masked else None
-            def epoch_body(epoch_index, params, moments, step, losses):
-                order = epoch_order(seeds, first_epoch + epoch_index, size)  # [K, n]
-                order = tf.pad(order, [[0, 0], [0, padded - size]])
-                xs = tf.gather(x, order, batch_dims=1)  # [K, padded, in]
+            def batches(order):  # [K, padded] sample indices -> [steps, batch, K, features] each
+                xs = tf.gather(x, order, batch_dims=1)
                 ys = tf.gather(y, order, batch_dims=1)
-                xs = tf.transpose(tf.reshape(xs, [members, steps, batch, -1]), [1, 2, 0, 3])
-                ys = tf.transpose(tf.reshape(ys, [members, steps, batch, -1]), [1, 2, 0, 3])
+                return (tf.transpose(tf.reshape(xs, [members, steps, batch, -1]), [1, 2, 0, 3]),
+                        tf.transpose(tf.reshape(ys, [members, steps, batch, -1]), [1, 2, 0, 3]))
+
+            if whole_set_per_step:  # one batch of every sample: the order is immaterial
+                fixed_xs, fixed_ys = batches(tf.tile(tf.range(size)[tf.newaxis, :], [members, 1]))
+
+            def epoch_body(epoch_index, params, moments, step, losses):
+                if whole_set_per_step:
+                    xs, ys = fixed_xs, fixed_ys
+                else:
+                    order = epoch_order(seeds, first_epoch + epoch_index, size)  # [K, n]
+                    xs, ys = batches(tf.pad(order, [[0, 0], [0, padded - size]]))
 
                 batch_counts_t = tf.constant(batch_counts)
 

@@ -2,7 +2,7 @@
 
 `SweepRunner` takes a config and a run directory and drives every stack job of `plan_jobs`:
 - jobs run on `workers` processes, one per core (see `LocalBackend` for why not threads), or as
-  Ray tasks on a cluster (`ray_backend.py`); the longest ready job goes first, and fine-tuning
+  Ray tasks on a cluster (`ray_backend.py`); the longest ready job (`StackJob.work`) goes first, and fine-tuning
   waits for the pretrained models it starts from;
 - after a job, each member is exported as a plain MLP, saved (atomically), scored on the
   evaluation points, written to TensorBoard, and only then recorded in `cells/` (atomically):
@@ -83,13 +83,13 @@ class SweepRunner:
         pending = self.balance(pending, workers)
         planned = len(pending)
         started = time.perf_counter()
-        steps_left = sum(job.steps for job in pending)
-        busy_seconds, trained_steps = 0.0, 0
+        work_left = sum(job.work for job in pending)
+        busy_seconds, trained_work = 0.0, 0.0
         running: dict = {}
         try:
             while pending or running:
                 interrupts.check()
-                for job in sorted(self._ready(pending), key=lambda j: -j.steps):
+                for job in sorted(self._ready(pending), key=lambda j: -j.work):
                     if len(running) >= workers:
                         break
                     pending.remove(job)
@@ -100,12 +100,14 @@ class SweepRunner:
                 for handle in backend.wait(running, timeout=1.0):
                     job = running.pop(handle)
                     seconds, steps = backend.collect(handle, job)  # a worker's error surfaces here
-                    busy_seconds, trained_steps = busy_seconds + seconds, trained_steps + steps
-                    steps_left -= job.steps
+                    # (steps: those trained; 0 for pretraining taken from the cache)
+                    busy_seconds += seconds
+                    trained_work += job.work * steps / job.steps if job.steps else 0.0
+                    work_left -= job.work
                     elapsed = time.perf_counter() - started
-                    # Sequential steps left, at the measured time per step, spread over the workers.
-                    left = busy_seconds / max(1, trained_steps) * steps_left / workers
-                    estimate = f"ETA ~{duration(left)}" if trained_steps else "ETA after the first trained job"
+                    # Work left (StackJob.work), at the measured seconds per unit, spread over the workers.
+                    left = busy_seconds / trained_work * work_left / workers if trained_work else 0.0
+                    estimate = f"ETA ~{duration(left)}" if trained_work else "ETA after the first trained job"
                     report(f"sweep: {planned - len(pending) - len(running)} of {planned} "
                            f"jobs done, {duration(elapsed)} elapsed, {estimate}")
         except BaseException:
@@ -125,7 +127,7 @@ class SweepRunner:
         jobs run side by side anyway.
         """
         workers = workers or self.options.workers
-        long_jobs = [j for j in jobs if j.steps >= LONG_JOB_STEPS and not self._cached(j)]
+        long_jobs = [j for j in jobs if j.work >= LONG_JOB_WORK and not self._cached(j)]
         if len(long_jobs) >= workers:
             return jobs
         return [chunk for job in jobs for chunk in
@@ -147,7 +149,7 @@ class SweepRunner:
         return ready
 
 
-LONG_JOB_STEPS = 200_000
+LONG_JOB_WORK = 200_000  # StackJob.work: about 40 s of one core
 
 
 def open_backend(config: StudyConfig, run_dir: RunDir, options: SweepOptions):
