@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, n
 
 from absl import flags  # noqa: E402
 
+import backend_flags  # noqa: E402
+from backend_flags import define_backend_flags  # noqa: E402
 from tlkeras import config as study_config  # noqa: E402
 from tlkeras import faults, folders, interrupts, user_config  # noqa: E402
 
@@ -155,12 +157,7 @@ def define_protocol_flags(volumes_default: list[str] | None,
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
     flags.DEFINE_string("run_dir", None, "Continue this run directory (same flags).")
-    flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core); with --backend=ray and an "
-                         "empty --ray_address, the CPUs of the local Ray.", lower_bound=1, upper_bound=64)
-    flags.DEFINE_enum("backend", "local", ["local", "ray"], "Where stack jobs run: local worker processes, or "
-                      "Ray tasks (one CPU each) on a Ray cluster; the results are the same.")
-    flags.DEFINE_string("ray_address", "", "With --backend=ray: 'auto' or host:port of a running cluster "
-                        "(`ray start --head`), or empty to start a local Ray on this machine's cores.")
+    define_backend_flags()
     flags.DEFINE_integer("max_members", 64, "Most members in one stack.", lower_bound=1, upper_bound=4096)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir when everything that "
                          "determines them is identical.")
@@ -296,16 +293,9 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
 
 def connect_backend() -> None:
     """--backend=ray: reach (or start) Ray before any work; one line and exit 2 if it fails."""
-    if FLAGS.backend != "ray":
-        if FLAGS.ray_address:
-            fail(f"--ray_address={FLAGS.ray_address} needs --backend=ray")
-        return
-    from tlkeras import ray_backend
-
-    try:
-        ray_backend.connect(FLAGS.ray_address, FLAGS.workers)
-    except ray_backend.BackendError as error:
-        fail(str(error))
+    error = backend_flags.connect_backend(FLAGS.backend, FLAGS.ray_address, FLAGS.workers)
+    if error:
+        fail(error)
 
 
 def _describe(error: Exception) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from absl import flags
 
+from backend_flags import connect_backend, define_backend_flags
 from tlkeras import config as study_config
 from tlkeras import folders, interrupts
 from tlkeras.domains import Domain
@@ -109,12 +110,7 @@ def _define_fit(v: flags.FlagValues) -> None:
     flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate.", lower_bound=1e-12, flag_values=v)
     flags.DEFINE_integer("batch_size", d.batch_size, "Minibatch size.", lower_bound=1, upper_bound=65536,
                          flag_values=v)
-    flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core).", lower_bound=1, upper_bound=64,
-                         flag_values=v)
-    flags.DEFINE_enum("backend", "local", ["local", "ray"], "Where stack jobs run: local worker processes, or "
-                      "Ray tasks (one CPU each) on a Ray cluster; the results are the same.", flag_values=v)
-    flags.DEFINE_string("ray_address", "", "With --backend=ray: 'auto' or host:port of a running cluster, or "
-                        "empty to start a local Ray on this machine's cores.", flag_values=v)
+    define_backend_flags(v)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir.", flag_values=v)
     flags.DEFINE_string("cache_dir", None, "Pretraining cache (default: ~/.cache/tlkeras).", flag_values=v)
     for name in ("simple", "domain", "measurements", "inputs", "outputs", "out"):
@@ -171,15 +167,9 @@ def _run_fit(v: flags.FlagValues) -> None:
             folders.check_writable(cache_dir, "--cache_dir")
     except (OutputFolderError, study_config.ConfigError, MeasurementError, folders.FolderError) as error:
         fail(_flag_style(str(error)))
-    if v.backend == "ray":
-        from tlkeras import ray_backend
-
-        try:
-            ray_backend.connect(v.ray_address, v.workers)
-        except ray_backend.BackendError as error:
-            fail(str(error))
-    elif v.ray_address:
-        fail(f"--ray_address={v.ray_address} needs --backend=ray")
+    error = connect_backend(v.backend, v.ray_address, v.workers)
+    if error:
+        fail(error)
     from tlkeras.startup import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")

@@ -229,7 +229,8 @@ def test_the_package_installs_and_imports_from_any_folder(tmp_path):
     source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
     shutil.copytree(REPO / "tlkeras", source / "tlkeras", ignore=shutil.ignore_patterns("__pycache__"))
     (source / "experiments").mkdir()
-    shutil.copy(REPO / "experiments" / "tlkeras_cli.py", source / "experiments" / "tlkeras_cli.py")
+    for module in ("tlkeras_cli.py", "backend_flags.py"):
+        shutil.copy(REPO / "experiments" / module, source / "experiments" / module)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     target = tmp_path / "site"
@@ -237,7 +238,7 @@ def test_the_package_installs_and_imports_from_any_folder(tmp_path):
                              f"--target={target}", str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (target / "bin" / "tlkeras").exists()
-    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras_cli; print(tlkeras.__file__)"],
+    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras_cli, backend_flags; print(tlkeras.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(target)))
     assert check.returncode == 0 and str(target) in check.stdout, check.stderr
     usage = subprocess.run([str(target / "bin" / "tlkeras"), "--help"], capture_output=True, text=True, cwd=tmp_path,

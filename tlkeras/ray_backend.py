@@ -146,9 +146,6 @@ class RayBackend:
         ray = _import_ray()
         from ray.util.queue import Queue
 
-        from tlkeras.handoff import gather_inputs, write_output
-
-        self.gather_inputs, self.write_output = gather_inputs, write_output
         self.ray = ray
         self.config = config
         self.run_dir = run_dir
@@ -162,7 +159,9 @@ class RayBackend:
         self.running: set = set()
 
     def submit(self, job: StackJob):
-        inputs = self.gather_inputs(self.config, self.run_dir, self.options, job)
+        from tlkeras.handoff import gather_inputs  # TensorFlow: imported where used (see the top)
+
+        inputs = gather_inputs(self.config, self.run_dir, self.options, job)
         keys = sorted(inputs.pretrained)
         refs = [self._shared(key, inputs.pretrained[key]) for key in keys]
         handle = self.task.remote(self.config_ref, self.task_options, job, inputs.cached, keys, *refs)
@@ -184,6 +183,8 @@ class RayBackend:
         """The task's members, written into the run directory; its error, if it failed."""
         from ray import exceptions
 
+        from tlkeras.handoff import write_output
+
         self.running.discard(handle)
         try:
             output: JobOutput = self.ray.get(handle)
@@ -201,7 +202,7 @@ class RayBackend:
             raise WorkerDied(f"the Ray worker training [{job_label(job)}] died {TASK_RETRIES + 1} times "
                              f"({type(error).__name__})") from None
         self.relay_progress()
-        self.write_output(self.config, self.run_dir, self.options, output)
+        write_output(self.config, self.run_dir, self.options, output)
         return output.seconds, output.steps
 
     def relay_progress(self) -> None:
