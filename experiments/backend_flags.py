@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from absl import flags
 
+NAMES = ("workers", "backend", "ray_address")  # not in a run's flags.txt: they do not change a result
+
 
 def define_backend_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("workers", 2, "Stacks trained at once (one per core); with --backend=ray and an "

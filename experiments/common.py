@@ -268,8 +268,10 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
         sys.exit(130)
     configure_threads()
     run_dir = resume_dir or create_run_dir(logs, experiment)
-    resume_line = (f"python experiments/{experiment}.py --flagfile={run_dir / 'flags.txt'} "
-                   f"--run_dir={run_dir}")
+    # flags.txt holds what determines the results; where they ran is said again on resume.
+    where = [FLAGS[name].serialize() for name in backend_flags.NAMES if FLAGS[name].value != FLAGS[name].default]
+    resume_line = " ".join([f"python experiments/{experiment}.py --flagfile={run_dir / 'flags.txt'}",
+                            f"--run_dir={run_dir}", *where])
     options = SweepOptions(workers=FLAGS.workers, max_members=FLAGS.max_members, cache_dir=cache_dir,
                            report=print_report, backend=FLAGS.backend, ray_address=FLAGS.ray_address)
     say(f"run directory: {run_dir}")

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     values = flags.FlagValues()
     define(values)
     if any(a in ("-h", "--help", "--helpfull") for a in rest):
-        print(f"usage: tlkeras {command} [--flags]\n\n" + values.module_help(__name__))
+        print(f"usage: tlkeras {command} [--flags]\n\n" + values.module_help(__name__) + "\n"
+              + values.module_help("backend_flags"))
         sys.exit(0)
     try:
         extra = values([f"tlkeras {command}", *rest])

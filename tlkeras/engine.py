@@ -265,10 +265,11 @@ class StackTrainer:
         steps = math.ceil(size / batch)
         padded = steps * batch
         # Samples past the end of the last (short) batch are padding: weight 0.
-        # Full-batch training (multi_fidelity, MfNN's protocol): every step sees every sample, so
-        # the per-epoch shuffle (a sort of n keys per member) would only cost time: at n = 5000
-        # it was most of a step. Left out there, and only there (a padded last batch still
-        # shuffles, as it always has).
+        # One batch of exactly every sample (multi_fidelity's full batch, or any set whose size
+        # equals the batch size): the per-epoch shuffle (a sort of n keys per member) would only
+        # reorder a sum, at a cost: at n = 5000 it was most of a step. Left out there, and only
+        # there (a padded single batch still shuffles, as it always has). Runs made before this
+        # (2026-11-26) with such a set trained in shuffled order: same training, other rounding.
         whole_set_per_step = steps == 1 and size == batch
         mask = np.zeros((steps, batch), np.float32)
         mask.reshape(-1)[:size] = 1.0

@@ -55,13 +55,19 @@ def connect(address: str, cpus: int) -> int:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage-stats banner
         quiet = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      configure_logging=True)
+        from ray.exceptions import RayError
+
+        failed = (ConnectionError, RuntimeError, ValueError, RayError)
         if not address:
-            ray.init(address="local", num_cpus=cpus, **quiet)
+            try:
+                ray.init(address="local", num_cpus=cpus, **quiet)
+            except failed as error:
+                raise BackendError(f"could not start a local Ray ({_first_line(error)})") from None
         else:
             with tempfile.TemporaryFile() as chatter, _stderr_into(chatter):
                 try:
                     ray.init(address=address, **quiet)
-                except (ConnectionError, RuntimeError, ValueError) as error:
+                except failed as error:
                     chatter.seek(0)
                     raise BackendError(_connect_failure(address, error, chatter.read())) from None
     found = int(ray.cluster_resources().get("CPU", 0))
@@ -96,8 +102,12 @@ def _connect_failure(address: str, error: Exception, chatter: bytes) -> str:
         return (f"--ray_address={address!r}: the Ray cluster refused this machine's authentication token; "
                 "copy the head's token (`ray get-auth-token` on the head) to ~/.ray/auth_token here, or set "
                 "RAY_AUTH_TOKEN")
-    return (f"--ray_address={address!r}: could not connect to Ray "
-            f"({str(error).strip().splitlines()[0][:160]})")
+    return f"--ray_address={address!r}: could not connect to Ray ({_first_line(error)})"
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:160]
 
 
 @contextlib.contextmanager
@@ -143,6 +153,7 @@ class RayBackend:
     """Runs a sweep's stack jobs as Ray tasks; `SweepRunner` drives it like the local pool."""
 
     def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+        self.workers = connect(options.ray_address, options.workers)  # first: it sets Ray's auth mode
         ray = _import_ray()
         from ray.util.queue import Queue
 
@@ -150,7 +161,6 @@ class RayBackend:
         self.config = config
         self.run_dir = run_dir
         self.options = options
-        self.workers = connect(options.ray_address, options.workers)
         self.progress = Queue(actor_options={"num_cpus": 0})
         self.task_options = replace(options, report=QueuedReport(self.progress), cache_dir=None)
         self.config_ref = ray.put(ShippedConfig.of(config))
