@@ -17,7 +17,6 @@ sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, n
 from absl import flags  # noqa: E402
 
 import backend_flags  # noqa: E402
-from backend_flags import define_backend_flags  # noqa: E402
 from tlkeras import config as study_config  # noqa: E402
 from tlkeras import faults, folders, interrupts, user_config  # noqa: E402
 
@@ -157,7 +156,7 @@ def define_protocol_flags(volumes_default: list[str] | None,
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
     flags.DEFINE_string("run_dir", None, "Continue this run directory (same flags).")
-    define_backend_flags()
+    backend_flags.define_backend_flags()
     flags.DEFINE_integer("max_members", 64, "Most members in one stack.", lower_bound=1, upper_bound=4096)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir when everything that "
                          "determines them is identical.")

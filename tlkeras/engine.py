@@ -297,21 +297,20 @@ class StackTrainer:
             extras = list(extras)
             alpha, anchor = (extras.pop(0), extras.pop(0)) if anchored else (None, None)
             masks = extras.pop(0) if masked else None
-            def batches(order):  # [K, padded] sample indices -> [steps, batch, K, features] each
-                xs = tf.gather(x, order, batch_dims=1)
-                ys = tf.gather(y, order, batch_dims=1)
-                return (tf.transpose(tf.reshape(xs, [members, steps, batch, -1]), [1, 2, 0, 3]),
-                        tf.transpose(tf.reshape(ys, [members, steps, batch, -1]), [1, 2, 0, 3]))
+            def in_steps(values):  # [K, padded, features] -> [steps, batch, K, features]
+                return tf.transpose(tf.reshape(values, [members, steps, batch, -1]), [1, 2, 0, 3])
 
-            if whole_set_per_step:  # one batch of every sample: the order is immaterial
-                fixed_xs, fixed_ys = batches(tf.tile(tf.range(size)[tf.newaxis, :], [members, 1]))
+            if whole_set_per_step:  # one batch of every sample, in the order given
+                fixed_xs, fixed_ys = in_steps(x), in_steps(y)
 
             def epoch_body(epoch_index, params, moments, step, losses):
                 if whole_set_per_step:
                     xs, ys = fixed_xs, fixed_ys
                 else:
                     order = epoch_order(seeds, first_epoch + epoch_index, size)  # [K, n]
-                    xs, ys = batches(tf.pad(order, [[0, 0], [0, padded - size]]))
+                    order = tf.pad(order, [[0, 0], [0, padded - size]])
+                    xs = in_steps(tf.gather(x, order, batch_dims=1))
+                    ys = in_steps(tf.gather(y, order, batch_dims=1))
 
                 batch_counts_t = tf.constant(batch_counts)
 

@@ -2,8 +2,8 @@
 
 `SweepRunner` takes a config and a run directory and drives every stack job of `plan_jobs`:
 - jobs run on `workers` processes, one per core (see `LocalBackend` for why not threads), or as
-  Ray tasks on a cluster (`ray_backend.py`); the longest ready job (`StackJob.work`) goes first, and fine-tuning
-  waits for the pretrained models it starts from;
+  Ray tasks on a cluster (`ray_backend.py`); the longest ready job (`StackJob.work`) goes first,
+  and fine-tuning waits for the pretrained models it starts from;
 - after a job, each member is exported as a plain MLP, saved (atomically), scored on the
   evaluation points, written to TensorBoard, and only then recorded in `cells/` (atomically):
   a record means everything of that member is on disk;
