@@ -137,3 +137,26 @@ def test_a_member_is_bit_identical_in_any_job_whatever_its_stack():
         for a, b in zip(models.export_member(whole.stack, SPEC, 1).get_weights(),
                         models.export_member(part.stack, SPEC, 0).get_weights()):
             np.testing.assert_array_equal(a, b)  # exact: resuming or splitting changes no number
+
+
+def test_trainers_of_one_architecture_share_a_program_and_train_exactly_as_with_their_own():
+    engine._PROGRAMS.clear()
+    x, y = _data(2, 50, seed=3)
+    first, first_log = _trained_stack([5, 6], x, y, epochs=3)
+    programs = dict(engine._PROGRAMS)
+    assert len(programs) == 1
+    # Another job of the same shapes (other weights, data and seeds) reuses the program...
+    other_x, other_y = _data(2, 50, seed=4)
+    _trained_stack([8, 9], other_x, other_y, epochs=3)
+    assert dict(engine._PROGRAMS) == programs
+    # ...and a job trained after it gets the numbers it got with a program of its own.
+    again, again_log = _trained_stack([5, 6], x, y, epochs=3)
+    np.testing.assert_array_equal(first_log.losses, again_log.losses)
+    for a, b in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Another data size, chunk of epochs or regime is another program.
+    _trained_stack([5, 6], x[:, :40], y[:, :40], epochs=1)
+    stack = models.build_stack(SPEC, 2)
+    engine.StackTrainer(stack, 1e-3, 32, engine.Regime([1e-3, 1e-3], frozen=[frozenset({"hidden_0"})] * 2)).fit(
+        x, y, 1, shuffle_seeds=[5, 6])
+    assert len(engine._PROGRAMS) == 3

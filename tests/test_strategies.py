@@ -209,8 +209,11 @@ def test_every_strategy_saves_a_model_that_reloads_and_scores_as_recorded(study)
     for arm in config.strategy_arms():
         record = _record(run_dir, arm)
         model = load_model(run_dir.model_path(Member(arm, "hill2", 20, 0)))
-        errors = np.mean(np.abs(np.asarray(model(points.x.astype(np.float32))) - points.truth["hill2"]), axis=-1)
+        predictions = np.asarray(model(points.x.astype(np.float32)), np.float64)
+        errors = np.mean(np.abs(predictions - points.truth["hill2"]), axis=-1)
         assert errors.mean() == pytest.approx(record["l1_mean"], rel=1e-5), arm
+        # What the report's ensembles and coverage read instead of reloading every model.
+        np.testing.assert_array_equal(np.asarray(record["eval_predictions"]), predictions, err_msg=arm)
         assert len(record["eval_curve"]["epochs"]) >= 3, arm  # evaluated during training
     assert {row["arm"] for row in results["summary"]} == {*config.strategy_arms(), "baseline"}
 

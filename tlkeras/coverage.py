@@ -1,7 +1,7 @@
 """Is the ensemble's spread honest? Coverage of the noise-free truth by mean ± 2 sd across seeds.
 
-For every arm, system and volume of a study run, the members (one per seed) are reloaded from
-their `.keras` files and evaluated on the fixed evaluation points; the ensemble mean ± 2 sample
+For every arm, system and volume of a study run, the members' (one per seed) predictions on the
+fixed evaluation points (recorded by the worker from the saved model); the ensemble mean ± 2 sample
 sd across seeds covers the truth f(x) at a share of the (point, output) pairs. Reported inside the
 small domain (where the real data lies) and outside it (extrapolation), with every seed of the run
 and, when the run has more, with its first 5 seeds: the spread of a 5-member ensemble is what a
@@ -31,13 +31,20 @@ def coverage_rows(run_path, records: list[dict], x: np.ndarray, truth: dict[str,
         group.sort(key=lambda r: r["seed"])
         if len(group) < 2:
             continue
-        predictions = np.stack([np.asarray(load_model(run_path / r["model"])(x.astype(np.float32), training=False),
-                                           np.float64) for r in group])
+        predictions = np.stack([saved_predictions(run_path, r, x) for r in group])
         sizes = sorted({len(group)} | ({SMALL_ENSEMBLE} if len(group) > SMALL_ENSEMBLE else set()))
         for size in sizes:
             rows.append(dict(arm=arm, system=system, volume=volume, seeds=size,
                              **coverage(predictions[:size], truth[system], inside)))
     return rows
+
+
+def saved_predictions(run_path, record: dict, x: np.ndarray) -> np.ndarray:
+    """A member's predictions on the evaluation points x: as its worker recorded them from the
+    saved model, or (records of runs before they were kept) from its reloaded `.keras` file."""
+    if "eval_predictions" in record:
+        return np.asarray(record["eval_predictions"], np.float64)
+    return np.asarray(load_model(run_path / record["model"])(x.astype(np.float32), training=False), np.float64)
 
 
 def coverage(predictions: np.ndarray, truth: np.ndarray, inside: np.ndarray) -> dict:

@@ -24,6 +24,8 @@ last one may be smaller (masked), as in `model.fit` on a batched `tf.data` pipel
 
 from __future__ import annotations
 
+import collections
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -141,7 +143,6 @@ class StackTrainer:
             (np.zeros(v.shape, np.float32), np.zeros(v.shape, np.float32)) for v in self._variables
         ]
         self.steps_taken = 0
-        self._compiled: dict[tuple, Callable] = {}
         self._predict: Callable | None = None
 
     @property
@@ -167,12 +168,15 @@ class StackTrainer:
         if self._predict is None:  # compiled once: an eager call costs more than a short chunk
             stack = self.stack
 
-            @tf.function(jit_compile=True, reduce_retracing=True)
-            def forward(params, inputs):
-                outputs, _ = stack.stateless_call(params, [], inputs, training=False)
-                return tf.transpose(outputs, [1, 0, 2])
+            def make_forward():
+                @tf.function(jit_compile=True, reduce_retracing=True)
+                def forward(params, inputs):
+                    outputs, _ = stack.stateless_call(params, [], inputs, training=False)
+                    return tf.transpose(outputs, [1, 0, 2])
 
-            self._predict = forward
+                return forward
+
+            self._predict = _shared(("predict", architecture(stack)), make_forward)
         return self._predict(list(params), tf.constant(stacked)).numpy()
 
     def fit(
@@ -250,13 +254,12 @@ class StackTrainer:
         return TrainingLog(losses=log, seconds=time.perf_counter() - start)
 
     def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
-        key = (members, size, max_epochs)
-        if key not in self._compiled:
-            self._compiled[key] = self._make_run(members, size, max_epochs,
-                                                 anchored=self._anchor_alpha is not None,
-                                                 masked=self._masks is not None,
-                                                 anchored_indices=self._anchored)
-        return self._compiled[key]
+        key = (architecture(self.stack), self.batch_size, members, size, max_epochs,
+               self._anchor_alpha is not None, self._masks is not None, self._anchored)
+        return _shared(key, lambda: self._make_run(members, size, max_epochs,
+                                                   anchored=self._anchor_alpha is not None,
+                                                   masked=self._masks is not None,
+                                                   anchored_indices=self._anchored))
 
     def _make_run(self, members: int, size: int, max_epochs: int, anchored: bool, masked: bool,
                   anchored_indices: tuple[int, ...] | None = None) -> Callable:
@@ -358,6 +361,31 @@ class StackTrainer:
             return params, moments, losses
 
         return run
+
+
+# Compiled programs shared by every trainer of this process. A program depends on the stack's
+# architecture, the batch and data sizes and which regime terms it has, never on the weights,
+# rates, masks or anchors (its arguments), so the jobs of a sweep that agree on those (the
+# fine-tuning strategies at one volume, the baseline and residual) trace and compile it once:
+# about 2-3 s per job, more than a short fine-tuning's training.
+_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+SHARED_PROGRAMS = 64  # the least recently used beyond these are dropped
+
+
+def _shared(key: tuple, make: Callable[[], Callable]) -> Callable:
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+    else:
+        _PROGRAMS[key] = make()
+        while len(_PROGRAMS) > SHARED_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    return _PROGRAMS[key]
+
+
+def architecture(stack: keras.Model) -> str:
+    """What a compiled program of `stack` depends on: its layers and their configuration (two
+    stacks with equal architectures compute the same function of the weights they are given)."""
+    return json.dumps(stack.get_config(), sort_keys=True, default=repr)
 
 
 def _variable_name(variable) -> str:

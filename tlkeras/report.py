@@ -273,7 +273,8 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     faults.point("report.tables")
     interrupts.check()  # the last safe point: a Ctrl-C after it finds the run finished
     results = dict(
-        summary=summary, claims=claims, timing=timing, members=records, coverage=calibration,
+        summary=summary, claims=claims, timing=timing, coverage=calibration,
+        members=[{k: v for k, v in r.items() if k != "eval_predictions"} for r in records],  # in cells/
         headline=headline_rows,
         evaluation=dict(points=config.eval_points, inside_small_domain=inside, seed=config.eval_seed),
         figures={tag: str(path.relative_to(run_dir.path)) for tag, path in figures.items()},
