@@ -80,3 +80,14 @@ def test_figures_as_images_and_the_hparams_dashboard(tensorboard):
     assert {"figures/surfaces_hill3", "figures/l1_by_system_n48"} <= set(images["figures"])
     plugins = _get(tensorboard, "/data/plugins_listing")
     assert plugins["hparams"]["enabled"] if isinstance(plugins["hparams"], dict) else plugins["hparams"]
+    # One hparams row per member, with its arm, system, volume and seed and its final L1.
+    request = {"startIndex": 0, "sliceSize": 1000, "colParams": [],
+               "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]}
+    with urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{tensorboard}/data/plugin/hparams/session_groups", data=json.dumps(request).encode(),
+            headers={"Content-Type": "application/json"}), timeout=10) as response:
+        groups = {g["name"]: g for g in json.loads(response.read())["sessionGroups"]}
+    row = groups["transfer/hill3/n48/seed1"]
+    assert row["hparams"] == {"arm": "transfer", "system": "hill3", "volume": 48.0, "seed": 1.0}
+    assert {m["name"]["tag"] for m in row["metricValues"]} >= {"eval/l1_mean", "eval/l1_var"}
+    assert {"baseline/phosphorylation/n48/seed0", "oracle/hill2/n128/seed1"} <= set(groups)

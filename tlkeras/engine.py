@@ -113,14 +113,13 @@ class StackTrainer:
         members = int(self._variables[0].shape[0])
         self.regime = regime or Regime.uniform(members, learning_rate)
         self._learning_rates = self._per_member("learning_rates", self.regime.learning_rates, members)
-        self._anchor_alpha = None
-        if any(a != 0 for a in self.regime.anchor_alpha):
-            self._anchor_alpha = self._per_member("anchor_alpha", self.regime.anchor_alpha, members)
-            if self.regime.anchor is None:
-                raise ValueError("anchor_alpha without an anchor")
-            self._anchor = [np.asarray(a, np.float32) for a in self.regime.anchor]
-            if [a.shape for a in self._anchor] != [tuple(v.shape) for v in self._variables]:
-                raise ValueError("the anchor's shapes differ from the stack's variables")
+        # A regime with an anchor or frozen layers trains through the one program that has both
+        # terms (a pull of alpha = 0, a mask of ones where none is asked for: the same numbers,
+        # bit for bit, as without the term), so that every fine-tuning strategy at a volume
+        # shares one compiled program; a regime with neither keeps the plain program.
+        self._regime_terms = self.regime.anchor is not None or any(self.regime.frozen)
+        if any(a != 0 for a in self.regime.anchor_alpha) and self.regime.anchor is None:
+            raise ValueError("anchor_alpha without an anchor")
         self._anchored = None  # indices of the variables the pull acts on; None: all
         if self.regime.anchored_variables is not None:
             names = [_variable_name(v) for v in self._variables]
@@ -128,9 +127,16 @@ class StackTrainer:
             if unknown or not self.regime.anchored_variables:
                 raise ValueError(f"anchored variables {sorted(unknown)} are not in the stack ({names})")
             self._anchored = tuple(i for i, name in enumerate(names) if name in self.regime.anchored_variables)
-        self._masks = None
-        if any(self.regime.frozen):
-            frozen = self.regime.frozen
+        if self._regime_terms:
+            alpha = self.regime.anchor_alpha or [0.0] * members
+            self._anchor_alpha = self._per_member("anchor_alpha", alpha, members)
+            if self.regime.anchor is None:
+                self._anchor = [np.zeros(v.shape, np.float32) for v in self._variables]
+            else:
+                self._anchor = [np.asarray(a, np.float32) for a in self.regime.anchor]
+            if [a.shape for a in self._anchor] != [tuple(v.shape) for v in self._variables]:
+                raise ValueError("the anchor's shapes differ from the stack's variables")
+            frozen = self.regime.frozen or [frozenset()] * members
             if len(frozen) != members:
                 raise ValueError(f"frozen layers for {len(frozen)} members; stack has {members}")
             layer_names = [_layer_of(v) for v in self._variables]
@@ -221,10 +227,9 @@ class StackTrainer:
         moments = [tf.constant(m) for pair in self._moments for m in pair]
         rates = tf.constant(self._learning_rates)
         extras = []
-        if self._anchor_alpha is not None:
-            extras += [tf.constant(self._anchor_alpha), [tf.constant(a) for a in self._anchor]]
-        if self._masks is not None:
-            extras += [[tf.constant(m) for m in self._masks]]
+        if self._regime_terms:
+            extras += [tf.constant(self._anchor_alpha), [tf.constant(a) for a in self._anchor],
+                       [tf.constant(m) for m in self._masks]]
         losses = []
         start = time.perf_counter()
         done = 0
@@ -254,14 +259,11 @@ class StackTrainer:
         return TrainingLog(losses=log, seconds=time.perf_counter() - start)
 
     def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
-        key = (architecture(self.stack), self.batch_size, members, size, max_epochs,
-               self._anchor_alpha is not None, self._masks is not None, self._anchored)
-        return _shared(key, lambda: self._make_run(members, size, max_epochs,
-                                                   anchored=self._anchor_alpha is not None,
-                                                   masked=self._masks is not None,
-                                                   anchored_indices=self._anchored))
+        key = (architecture(self.stack), self.batch_size, members, size, max_epochs, self._regime_terms,
+               self._anchored)
+        return _shared(key, lambda: self._make_run(members, size, max_epochs, self._regime_terms, self._anchored))
 
-    def _make_run(self, members: int, size: int, max_epochs: int, anchored: bool, masked: bool,
+    def _make_run(self, members: int, size: int, max_epochs: int, regime_terms: bool,
                   anchored_indices: tuple[int, ...] | None = None) -> Callable:
         stack = self.stack
         batch = self.batch_size
@@ -297,9 +299,7 @@ class StackTrainer:
 
         @tf.function(jit_compile=True, reduce_retracing=True)
         def run(x, y, seeds, params, moments, first_epoch, num_epochs, step0, rates, *extras):
-            extras = list(extras)
-            alpha, anchor = (extras.pop(0), extras.pop(0)) if anchored else (None, None)
-            masks = extras.pop(0) if masked else None
+            alpha, anchor, masks = extras if regime_terms else (None, None, None)
             def in_steps(values):  # [K, padded, features] -> [steps, batch, K, features]
                 return tf.transpose(tf.reshape(values, [members, steps, batch, -1]), [1, 2, 0, 3])
 
@@ -323,7 +323,7 @@ class StackTrainer:
                         tape.watch(params)
                         data_loss = member_losses(params, xs[s], ys[s], weight)
                         total = tf.reduce_sum(data_loss)
-                        if anchored:
+                        if regime_terms:
                             total = total + tf.reduce_sum(anchor_pull(params, alpha, anchor))
                     grads = tape.gradient(total, params)
                     step = step + 1
@@ -335,7 +335,7 @@ class StackTrainer:
                         m = m + (g - m) * (1.0 - ADAM_BETA_1)
                         v = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
                         update = (m * per_member(step_sizes, p)) / (tf.sqrt(v) + ADAM_EPSILON)
-                        if masked:
+                        if regime_terms:
                             update = update * per_member(masks[i], p)
                         new_params.append(p - update)
                         new_moments += [m, v]

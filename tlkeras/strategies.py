@@ -116,6 +116,11 @@ class Strategy:
         return pretrained
 
     def regime(self, config: StudyConfig, members: int, anchor: list[np.ndarray]) -> Regime:
+        """How the members train (`anchor`: their starting weights). Fine-tuning is L2-SP with
+        alpha = 0, the same numbers bit for bit, and so shares the fine-tuning strategies'
+        compiled program (engine.StackTrainer); training from scratch keeps the baseline's."""
+        if self.continues_pretraining:
+            return Regime([config.learning_rate] * members, anchor=anchor)
         return Regime.uniform(members, config.learning_rate)
 
     def export(self, config: StudyConfig, net: keras.Model, pretrained: keras.Model | None) -> keras.Model:
@@ -137,7 +142,7 @@ class LinearProbeThenFineTune(Strategy):
         return linear_probe(config, pretrained, x, y)
 
     def regime(self, config, members, anchor):
-        return Regime.uniform(members, config.learning_rate * config.lp_ft_rate_factor)
+        return Regime([config.learning_rate * config.lp_ft_rate_factor] * members, anchor=anchor)
 
 
 class WiseFineTune(Strategy):
@@ -149,7 +154,7 @@ class FreezeFirstLayers(Strategy):
 
     def regime(self, config, members, anchor):
         frozen = frozenset(f"hidden_{i}" for i in range(min(config.freeze_layers, config.depth)))
-        return Regime([config.learning_rate] * members, frozen=[frozen] * members)
+        return Regime([config.learning_rate] * members, frozen=[frozen] * members, anchor=anchor)
 
 
 class UsesSimpleModel(Strategy):

@@ -24,7 +24,9 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import summary_v2 as hp_summary
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from tlkeras.config import ARMS
@@ -84,18 +86,23 @@ def write_member(
         _write_scalar_tags(folder, {
             f"eval/{metric}": [(e, v) for c in curves for e, v in zip(c["epochs"], c[metric]) if np.isfinite(v)]
             for metric in ("l1_mean", "l1_inside", "l1_outside")}, suffix=".eval")
-    writer = tf.summary.create_file_writer(str(folder))
-    with writer.as_default():
-        hp.hparams(hparams, trial_id=trial_id)
-        for name, value in zip(METRICS, (score.l1_mean, score.l1_var, score.l1_inside, score.l1_outside)):
-            if np.isfinite(value) and (eval_curve is None or name == "eval/l1_var"):
-                tf.summary.scalar(name, value, step=last_epoch)
-        if eval_curve is not None:
-            for epoch, errors in zip(eval_curve["epochs"], eval_curve["point_errors"]):
-                tf.summary.histogram("eval/point_error", np.asarray(errors, np.float64), step=epoch)
-        else:
-            tf.summary.histogram("eval/point_error", np.asarray(point_errors, np.float64), step=last_epoch)
-    writer.close()
+    # hparams, the last scores and the point-error histograms: one event file, written from
+    # protos (through tf.summary's eager ops this took about as long as a short fine-tuning).
+    now = time.time()
+    events = [event_pb2.Event(wall_time=now, step=0, summary=hp_summary.hparams_pb(hparams, trial_id=trial_id))]
+    if eval_curve is not None:
+        histograms = list(zip(eval_curve["epochs"], eval_curve["point_errors"]))
+    else:
+        histograms = [(last_epoch, point_errors)]
+    for epoch, errors in histograms:
+        events.append(event_pb2.Event(wall_time=now, step=int(epoch), summary=histogram_summary.histogram_pb(
+            "eval/point_error", np.asarray(errors, np.float64))))
+    values = [_scalar_value(name, value) for name, value in
+              zip(METRICS, (score.l1_mean, score.l1_var, score.l1_inside, score.l1_outside))
+              if np.isfinite(value) and (eval_curve is None or name == "eval/l1_var")]
+    if values:
+        events.append(event_pb2.Event(wall_time=now, step=last_epoch, summary=summary_pb2.Summary(value=values)))
+    _write_event_file(folder, sorted(events, key=lambda e: e.step), ".member", now)
 
 
 def write_volume_runs(folder: Path, records: Sequence[dict]) -> None:
@@ -134,14 +141,18 @@ def _write_scalar_tags(folder: Path, points: dict[str, Sequence[tuple[int, float
     for step in sorted(by_step):
         values = []
         for tag, value in by_step[step]:
-            tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[value],
-                                            tensor_shape=tensor_shape_pb2.TensorShapeProto())
-            metadata = None if tag in described else scalar_metadata.create_summary_metadata(display_name=tag,
-                                                                                             description="")
+            values.append(_scalar_value(tag, value, described=tag in described))
             described.add(tag)
-            values.append(summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata))
         events.append(event_pb2.Event(wall_time=now, step=step, summary=summary_pb2.Summary(value=values)))
     _write_event_file(folder, events, suffix, now)
+
+
+def _scalar_value(tag: str, value: float, described: bool = False) -> summary_pb2.Summary.Value:
+    """A scalar as tf.summary.scalar writes it; its metadata only the first time in a file."""
+    tensor = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)],
+                                    tensor_shape=tensor_shape_pb2.TensorShapeProto())
+    metadata = None if described else scalar_metadata.create_summary_metadata(display_name=tag, description="")
+    return summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata)
 
 
 _event_files = itertools.count()
