@@ -131,6 +131,13 @@ def define_protocol_flags(volumes_default: list[str] | None,
         message=f"--strategies takes distinct names from {', '.join(strategies)}, comma-separated")
     flags.DEFINE_float("l2_sp_alpha", defaults.l2_sp_alpha, "l2_sp: weight alpha of alpha/2 ||w - w_pretrained||^2.",
                        lower_bound=0.0)
+    flags.DEFINE_list("l2_sp_alphas", [repr(a) for a in defaults.l2_sp_alphas],
+                      "l2_sp_extrapolation: the alphas it chooses from, per model, by the MSE on the held-out "
+                      "measured pairs nearest the unmeasured domain (--l2_sp_holdout).")
+    _floats("l2_sp_alphas", minimum=0)
+    flags.DEFINE_float("l2_sp_holdout", defaults.l2_sp_holdout,
+                       "l2_sp_extrapolation: the share of the measured pairs held out to choose alpha, those "
+                       "nearest the unmeasured part of --big_domain.", lower_bound=0.01, upper_bound=0.99)
     flags.DEFINE_float("lp_ft_rate_factor", defaults.lp_ft_rate_factor,
                        "lp_ft: the fine-tuning learning rate is --learning_rate times this.", lower_bound=1e-12)
     flags.DEFINE_integer("freeze_layers", defaults.freeze_layers,
@@ -200,7 +207,9 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
             num_inputs=FLAGS.num_inputs, transfer_strategy=tuple(FLAGS.strategies),
-            l2_sp_alpha=FLAGS.l2_sp_alpha, lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
+            l2_sp_alpha=FLAGS.l2_sp_alpha, l2_sp_alphas=tuple(float(a) for a in FLAGS.l2_sp_alphas),
+            l2_sp_holdout=FLAGS.l2_sp_holdout,
+            lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
             freeze_layers=FLAGS.freeze_layers, wise_ft_folds=FLAGS.wise_ft_folds, evaluations=FLAGS.evaluations,
             multi_fidelity_iterations=FLAGS.multi_fidelity_iterations, multi_fidelity_l2=FLAGS.multi_fidelity_l2,
         )

@@ -1,6 +1,7 @@
 """Transfer strategies: the engine's per-member regimes, and every strategy through a real study."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -175,8 +176,12 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
                               (dict(transfer_strategy=("wise_ft",), volumes=(8,)), "volumes=8"),
                               (dict(transfer_strategy=("freeze_k",), freeze_layers=6), "freeze_layers=6"),
                               (dict(l2_sp_alpha=-1.0), "l2_sp_alpha=-1.0"),
+                              (dict(l2_sp_alphas=(0.1, 0.1)), "l2_sp_alphas=0.1,0.1 is not allowed: expected no duplicates"),
+                              (dict(l2_sp_alphas=(0.1, -1.0)), "l2_sp_alphas=-1.0"),
+                              (dict(transfer_strategy=("l2_sp_extrapolation",), volumes=(1,)), "volumes=1"),
+                              (dict(l2_sp_holdout=1.0), "l2_sp_holdout=1.0"),
                               (dict(evaluations=-1), "evaluations=-1")):
-        with pytest.raises(ConfigError, match="^" + needle.replace("(", r"\(")) as error:
+        with pytest.raises(ConfigError, match="^" + re.escape(needle)) as error:
             StudyConfig(**overrides).validate()
         assert "\n" not in str(error.value)
     assert StudyConfig.from_json(json.dumps({"transfer_strategy": "fine_tune_all"})).transfer_strategy == (
@@ -186,7 +191,7 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
 # Every strategy through one real (tiny) study --------------------------------------------------
 TINY = dict(pretrain_size=300, epochs=12, pretrain_epochs=8, seeds=(0, 1), volumes=(20,), arms=("transfer", "baseline"),
             systems=("hill2",), transfer_strategy=TRANSFER_STRATEGIES, eval_points=60, evaluations=12,
-            multi_fidelity_iterations=60)
+            multi_fidelity_iterations=60, l2_sp_alphas=(0.01, 30.0))
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +221,34 @@ def test_every_strategy_saves_a_model_that_reloads_and_scores_as_recorded(study)
         np.testing.assert_array_equal(np.asarray(record["eval_predictions"]), predictions, err_msg=arm)
         assert len(record["eval_curve"]["epochs"]) >= 3, arm  # evaluated during training
     assert {row["arm"] for row in results["summary"]} == {*config.strategy_arms(), "baseline"}
+
+
+def test_the_extrapolation_band_is_the_quarter_of_the_pairs_nearest_the_unmeasured_domain():
+    config = StudyConfig(small_domain=(0.0, 10.0), big_domain=(0.0, 20.0)).validate()
+    x = np.random.default_rng(0).uniform(0, 10, (100, 2)).astype(np.float32)
+    band = strategies.extrapolation_band(config, x)
+    assert len(band) == 25
+    outside = np.setdiff1d(np.arange(100), band)
+    assert x[band].max(axis=1).min() >= x[outside].max(axis=1).max()  # big domain beyond 10 on both axes
+    below = StudyConfig(small_domain=(10.0, 20.0), big_domain=(0.0, 20.0)).validate()  # unmeasured below
+    shifted = x + 10
+    band = strategies.extrapolation_band(below, shifted)
+    assert shifted[band].min(axis=1).max() <= shifted[np.setdiff1d(np.arange(100), band)].min(axis=1).min()
+
+
+def test_l2_sp_extrapolation_trains_with_the_alpha_its_held_out_band_chose(study):
+    config, run_dir, _ = study
+    for seed in config.seeds:
+        record = _record(run_dir, "l2_sp_extrapolation", seed=seed)
+        curve = record["l2_sp_heldout_mse"]
+        assert record["l2_sp_alphas"] == [0.01, 30.0] and len(curve) == 2
+        assert record["l2_sp_alpha"] == record["l2_sp_alphas"][int(np.argmin(curve))]
+        # The final model is l2_sp at the chosen alpha: where that is l2_sp_alpha (0.01), the
+        # same weights bit for bit (same start, same minibatch order); at 30 not.
+        model = load_model(run_dir.model_path(Member("l2_sp_extrapolation", "hill2", 20, seed))).get_weights()
+        plain = load_model(run_dir.model_path(Member("l2_sp", "hill2", 20, seed))).get_weights()
+        same = all(np.array_equal(a, b) for a, b in zip(model, plain))
+        assert same == (record["l2_sp_alpha"] == config.l2_sp_alpha), seed
 
 
 def test_wise_ft_is_the_cross_validated_mix_of_pretrained_and_fine_tuned_weights(study):

@@ -23,8 +23,8 @@ from tlkeras.systems import SystemParams, SystemSpec, system_name
 ARMS = ("transfer", "baseline", "oracle")
 MAX_DIMENSION = 1024
 # Implemented in tlkeras/strategies.py (which imports TensorFlow; this module does not).
-TRANSFER_STRATEGIES = ("fine_tune_all", "l2_sp", "lp_ft", "wise_ft", "freeze_k", "residual", "g_feature",
-                       "multi_fidelity")
+TRANSFER_STRATEGIES = ("fine_tune_all", "l2_sp", "l2_sp_extrapolation", "lp_ft", "wise_ft", "freeze_k", "residual",
+                       "g_feature", "multi_fidelity")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
@@ -126,6 +126,9 @@ class StudyConfig:
     # How the simple model is used: one arm per strategy (fine_tune_all's arm is "transfer").
     transfer_strategy: tuple[str, ...] = ("fine_tune_all",)
     l2_sp_alpha: float = 0.01  # l2_sp: weight of the pull towards the pretrained weights
+    # l2_sp_extrapolation: the alphas it chooses from, by how well each extrapolates (strategies.py)
+    l2_sp_alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    l2_sp_holdout: float = 0.25  # ... held out: this share of the pairs, nearest the unmeasured domain
     lp_ft_rate_factor: float = 0.1  # lp_ft: fine-tuning rate = learning_rate * this
     freeze_layers: int = 2  # freeze_k: hidden layers kept as pretrained, from the input
     wise_ft_folds: int = 5  # wise_ft: k of the cross-validation that picks the mix
@@ -311,6 +314,11 @@ class StudyConfig:
         for name in self.transfer_strategy:
             _require(name in TRANSFER_STRATEGIES, "transfer_strategy", name, f"one of {', '.join(TRANSFER_STRATEGIES)}")
         _finite("l2_sp_alpha", self.l2_sp_alpha, allow_zero=True)
+        _nonempty_unique("l2_sp_alphas", self.l2_sp_alphas)
+        for alpha in self.l2_sp_alphas:
+            _finite("l2_sp_alphas", alpha, allow_zero=True)
+        _finite("l2_sp_holdout", self.l2_sp_holdout, positive=True)
+        _require(self.l2_sp_holdout < 1, "l2_sp_holdout", self.l2_sp_holdout, "a share between 0 and 1")
         _finite("lp_ft_rate_factor", self.lp_ft_rate_factor, positive=True)
         _integer("freeze_layers", self.freeze_layers, 0, 64)
         _integer("wise_ft_folds", self.wise_ft_folds, 2, 100)
@@ -324,6 +332,11 @@ class StudyConfig:
             smallest = min(self.volumes)
             _require(smallest >= 2 * self.wise_ft_folds, "volumes", smallest,
                      f"at least 2 x wise_ft_folds = {2 * self.wise_ft_folds} pairs for wise_ft's cross-validation")
+        if "l2_sp_extrapolation" in self.transfer_strategy and "transfer" in self.arms:
+            smallest = min(self.volumes)
+            _require(round(smallest * self.l2_sp_holdout) >= 1 and round(smallest * (1 - self.l2_sp_holdout)) >= 1,
+                     "volumes", smallest, f"enough pairs for l2_sp_extrapolation to hold out {self.l2_sp_holdout} "
+                     "of them and train on the rest")
         if self.measurements:
             _require(self.transfer_strategy == ("fine_tune_all",), "transfer_strategy", self.transfer_strategy,
                      "fine_tune_all with measurements (`tlkeras fit` compares the other strategies in a later version)")

@@ -147,6 +147,9 @@ class JobExecutor:
                 curves_file = json_bytes(extra.pop("eval_curves"))
             if trained.mixes is not None:
                 extra.update(self._mix_curve(trained, index, eval_inputs, member))
+            if trained.alphas is not None:  # l2_sp_extrapolation's choice and what it saw
+                extra.update(l2_sp_alpha=trained.alphas[index], l2_sp_alphas=[float(a) for a in self.config.l2_sp_alphas],
+                             l2_sp_heldout_mse=[float(v) for v in trained.alpha_curves[index]])
             files = ModelFiles(model=model_bytes(model), losses=npy_bytes(losses), curves=curves_file)
             outputs.append(self._output(member, files, model, predictions, losses, seconds_per_member, inputs,
                                         cached=False, extra=extra, curve=job_curves.member_curve(index),

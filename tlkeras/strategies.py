@@ -135,6 +135,16 @@ class L2SP(Strategy):
         return Regime([config.learning_rate] * members, anchor_alpha=[config.l2_sp_alpha] * members, anchor=anchor)
 
 
+class L2SPExtrapolation(L2SP):
+    """l2_sp with each model's alpha chosen from `l2_sp_alphas` by how well it extrapolates: the
+    share `l2_sp_holdout` (a quarter) of the measured pairs nearest the unmeasured part of the
+    big domain is held out,
+    a model per alpha is fine-tuned on the rest, and the alpha with the lowest held-out MSE
+    trains the final model on every pair (`extrapolation_validated_alphas`)."""
+
+    name = "l2_sp_extrapolation"
+
+
 class LinearProbeThenFineTune(Strategy):
     name = "lp_ft"
 
@@ -272,7 +282,7 @@ class MultiFidelity(Strategy):
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy(), L2SP(), LinearProbeThenFineTune(), WiseFineTune(), FreezeFirstLayers(), Residual(),
+    Strategy(), L2SP(), L2SPExtrapolation(), LinearProbeThenFineTune(), WiseFineTune(), FreezeFirstLayers(), Residual(),
     SimpleModelFeature(), MultiFidelity())}
 BY_ARM: dict[str, Strategy] = {s.arm: s for s in STRATEGIES.values()}
 
@@ -317,6 +327,50 @@ def wise_ft_folds(config: StudyConfig, seed: int, size: int) -> list[np.ndarray]
     order = np.random.default_rng(data.stream_seed(seed, "wise_ft/folds", size)).permutation(size)
     rows = size // config.wise_ft_folds
     return [np.sort(order[k * rows:(k + 1) * rows]) for k in range(config.wise_ft_folds)]
+
+
+def extrapolation_band(config: StudyConfig, x: np.ndarray) -> np.ndarray:
+    """The row numbers of the share `l2_sp_holdout` of the pairs x (network units) nearest to
+    where the model must extrapolate: ranked by how far each point lies towards every side on
+    which the big domain extends beyond the small one (fraction of the small domain's width;
+    where it extends nowhere, towards its edges), ties by row. Blocked validation for extrapolation, as
+    spatial blocks are for spatial data (Roberts et al., Ecography 2017)."""
+    x = config.network.unscale_inputs(x)
+    low, high = config.small_box.bounds(x.shape[1])
+    big_low, big_high = config.big_box.bounds(x.shape[1])
+    width = np.where(high > low, high - low, 1.0)
+    towards = [np.where(big_high > high, (x - low) / width, -np.inf),
+               np.where(big_low < low, (high - x) / width, -np.inf)]
+    score = np.max(np.concatenate(towards, axis=1), axis=1)
+    if not np.isfinite(score).any():  # the big domain is the small one: its edges
+        score = np.max(np.abs(x - (low + high) / 2) / width, axis=1)
+    held = min(len(x) - 1, max(1, int(round(len(x) * config.l2_sp_holdout))))
+    return np.sort(np.argsort(-score, kind="stable")[:held])
+
+
+def extrapolation_validated_alphas(config: StudyConfig, prepared: Sequence[Prepared], shuffle_seeds: Sequence[int],
+                                   epochs: int, first_epoch: int) -> tuple[list[float], list[np.ndarray]]:
+    """l2_sp_extrapolation: for each member, the alpha of `config.l2_sp_alphas` whose model,
+    fine-tuned from the member's start on the pairs outside its extrapolation band, predicts
+    the band with the lowest MSE (network units); and that MSE for every alpha. One stack of
+    members x alphas, each trained as the member's own l2_sp would be."""
+    spec = config.network.in_network_units()
+    alphas = [float(a) for a in config.l2_sp_alphas]
+    bands = [extrapolation_band(config, p.x) for p in prepared]
+    kept = [np.setdiff1d(np.arange(len(p.x)), band) for p, band in zip(prepared, bands)]
+    pairs = [(m, a) for m in range(len(prepared)) for a in alphas]
+    stack = models.build_stack(spec, len(pairs))
+    models.load_members(stack, [prepared[m].net for m, _ in pairs])
+    start = [np.array(v.numpy()) for v in stack.trainable_variables]
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size,
+                           Regime([config.learning_rate] * len(pairs), anchor_alpha=[a for _, a in pairs], anchor=start))
+    trainer.fit(np.stack([prepared[m].x[kept[m]] for m, _ in pairs]), np.stack([prepared[m].y[kept[m]] for m, _ in pairs]),
+                epochs, shuffle_seeds=[shuffle_seeds[m] for m, _ in pairs], first_epoch=first_epoch)
+    predictions = trainer.predict([v.value for v in stack.trainable_variables],
+                                  np.stack([prepared[m].x[bands[m]] for m, _ in pairs]))
+    errors = np.array([np.mean((predictions[i] - prepared[m].y[bands[m]]) ** 2) for i, (m, _) in enumerate(pairs)])
+    curves = list(errors.reshape(len(prepared), len(alphas)))
+    return [alphas[int(np.argmin(curve))] for curve in curves], curves
 
 
 def mix(start: Sequence[np.ndarray], end: Sequence[np.ndarray], a: float) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -28,7 +29,8 @@ from tlkeras.config import StudyConfig
 from tlkeras.measurements import is_measured
 from tlkeras.config import NetworkSpec
 from tlkeras.engine import ProgressFn, StackTrainer, TrainingLog
-from tlkeras.strategies import WISE_FT_MIXES, Prepared, cross_validated_mix, strategy_of_arm
+from tlkeras.strategies import (
+    WISE_FT_MIXES, Prepared, cross_validated_mix, extrapolation_validated_alphas, strategy_of_arm)
 from tlkeras.systems import system_function
 
 PRETRAIN = "pretrain"
@@ -211,6 +213,8 @@ class TrainedStack:
     mix_ends: tuple[list[np.ndarray], list[np.ndarray]] | None = None
     mixes: list[float] | None = None
     mix_curves: list[np.ndarray] | None = None
+    alphas: list[float] | None = None  # l2_sp_extrapolation: each member's alpha, and the held-out
+    alpha_curves: list[np.ndarray] | None = None  # MSE of every alpha of config.l2_sp_alphas
 
 
 EvaluatedFn = Callable[[int, np.ndarray], None]  # (epoch, predictions [members, points, out])
@@ -244,6 +248,12 @@ def train_job(
     models.load_members(stack, [p.net for p in prepared])
     start = [np.array(v.numpy()) for v in stack.trainable_variables]
     regime = strategy.regime(config, len(members), start) if strategy else None
+    shuffle_seeds = [shuffle_seed(member) for member in members]
+    alphas = alpha_curves = None
+    if strategy is not None and strategy.name == "l2_sp_extrapolation":
+        alphas, alpha_curves = extrapolation_validated_alphas(config, prepared, shuffle_seeds, job.epochs,
+                                                              job.first_epoch)
+        regime = dataclasses.replace(regime, anchor_alpha=alphas)
     batch_size = strategy.batch_size(config, len(prepared[0].x)) if strategy else config.batch_size
     trainer = StackTrainer(stack, config.learning_rate, batch_size, regime)
     offsets = None
@@ -256,14 +266,13 @@ def train_job(
             predictions = predictions + np.stack(offsets)
         evaluated(epoch, predictions[: len(job.members)])
 
-    shuffle_seeds = [shuffle_seed(member) for member in members]
     log = trainer.fit(
         np.stack([p.x for p in prepared]), np.stack([p.y for p in prepared]), job.epochs,
         shuffle_seeds=shuffle_seeds, first_epoch=job.first_epoch, progress=progress,
         evaluate_every=strategy.evaluation_interval(config) if strategy else config.evaluation_interval,
         evaluate=evaluate if evaluated is not None and eval_inputs is not None else None,
     )
-    trained = TrainedStack(job, stack, log, trainer, network)
+    trained = TrainedStack(job, stack, log, trainer, network, alphas=alphas, alpha_curves=alpha_curves)
     if strategy is not None and strategy.name == "wise_ft":
         _pick_mixes(config, trained, prepared, members, shuffle_seeds, start)
     return trained
