@@ -33,6 +33,8 @@ flags.DEFINE_integer("member_samples", 640_000, "Member-samples each measurement
 flags.DEFINE_integer("set_size", 20_000, "Training pairs per member.", lower_bound=32)
 flags.DEFINE_integer("batch_size", 32, "Minibatch size (the protocol's 32).", lower_bound=1)
 flags.DEFINE_integer("intra_op_threads", 1, "TensorFlow intra-op threads.", lower_bound=1)
+flags.DEFINE_bool("fine_tuning", False, "Also measure every K with the fine-tuning strategies' program (an L2-SP "
+                  "pull, alpha 0, and update masks of ones: engine.Regime with an anchor), beside the plain one.")
 FLAGS = flags.FLAGS
 
 
@@ -82,18 +84,23 @@ def main(argv):
     rows = [("plain model.fit", 1, plain_rate, 1.0)]
 
     for k in sizes:
-        stack = models.build_stack(spec, k)
-        models.load_members(stack, [models.build_mlp(spec, seed=s) for s in range(k)])
-        trainer = engine.StackTrainer(stack, 1e-3, batch)
-        x = np.stack([s[0] for s in sets[:k]])
-        y = np.stack([s[1] for s in sets[:k]])
-        epochs = max(1, round(FLAGS.member_samples / (k * n)))
-        trainer.fit(x, y, 1, shuffle_seeds=list(range(k)), epochs_per_call=epochs)  # warm-up: compile
-        log = trainer.fit(x, y, epochs, shuffle_seeds=list(range(k)), first_epoch=1, epochs_per_call=epochs)
-        rate = epochs * n * k / log.seconds
-        rows.append((f"tlkeras K={k}", k, rate, rate / plain_rate))
-        steps = epochs * -(-n // batch)
-        print(f"  K={k}: {steps:,} steps in {log.seconds:.2f} s = {1e3 * log.seconds / steps:.3f} ms per step")
+        for fine_tuning in (False, True) if FLAGS.fine_tuning else (False,):
+            stack = models.build_stack(spec, k)
+            models.load_members(stack, [models.build_mlp(spec, seed=s) for s in range(k)])
+            regime = None
+            if fine_tuning:
+                regime = engine.Regime([1e-3] * k, anchor=[np.array(v.numpy()) for v in stack.trainable_variables])
+            trainer = engine.StackTrainer(stack, 1e-3, batch, regime)
+            x = np.stack([s[0] for s in sets[:k]])
+            y = np.stack([s[1] for s in sets[:k]])
+            epochs = max(1, round(FLAGS.member_samples / (k * n)))
+            trainer.fit(x, y, 1, shuffle_seeds=list(range(k)), epochs_per_call=epochs)  # warm-up: compile
+            log = trainer.fit(x, y, epochs, shuffle_seeds=list(range(k)), first_epoch=1, epochs_per_call=epochs)
+            rate = epochs * n * k / log.seconds
+            name = f"tlkeras K={k}" + (", fine-tuning program" if fine_tuning else "")
+            rows.append((name, k, rate, rate / plain_rate))
+            steps = epochs * -(-n // batch)
+            print(f"  {name}: {steps:,} steps in {log.seconds:.2f} s = {1e3 * log.seconds / steps:.3f} ms per step")
 
     print()
     print("| trainer | members | member-samples/s | ratio to plain |")
