@@ -138,9 +138,8 @@ class L2SP(Strategy):
 class L2SPExtrapolation(L2SP):
     """l2_sp with each model's alpha chosen from `l2_sp_alphas` by how well it extrapolates: the
     share `l2_sp_holdout` (a quarter) of the measured pairs nearest the unmeasured part of the
-    big domain is held out,
-    a model per alpha is fine-tuned on the rest, and the alpha with the lowest held-out MSE
-    trains the final model on every pair (`extrapolation_validated_alphas`)."""
+    big domain is held out, a model per alpha is fine-tuned on the rest, and the alpha with the
+    lowest held-out MSE trains the final model on every pair (`extrapolation_validated_alphas`)."""
 
     name = "l2_sp_extrapolation"
 
@@ -282,8 +281,8 @@ class MultiFidelity(Strategy):
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy(), L2SP(), L2SPExtrapolation(), LinearProbeThenFineTune(), WiseFineTune(), FreezeFirstLayers(), Residual(),
-    SimpleModelFeature(), MultiFidelity())}
+    Strategy(), L2SP(), L2SPExtrapolation(), LinearProbeThenFineTune(), WiseFineTune(), FreezeFirstLayers(),
+    Residual(), SimpleModelFeature(), MultiFidelity())}
 BY_ARM: dict[str, Strategy] = {s.arm: s for s in STRATEGIES.values()}
 
 
@@ -333,8 +332,8 @@ def extrapolation_band(config: StudyConfig, x: np.ndarray) -> np.ndarray:
     """The row numbers of the share `l2_sp_holdout` of the pairs x (network units) nearest to
     where the model must extrapolate: ranked by how far each point lies towards every side on
     which the big domain extends beyond the small one (fraction of the small domain's width;
-    where it extends nowhere, towards its edges), ties by row. Blocked validation for extrapolation, as
-    spatial blocks are for spatial data (Roberts et al., Ecography 2017)."""
+    where it extends nowhere, towards its edges), ties by row. Blocked validation for
+    extrapolation, as spatial blocks are for spatial data (Roberts et al., Ecography 2017)."""
     x = config.network.unscale_inputs(x)
     low, high = config.small_box.bounds(x.shape[1])
     big_low, big_high = config.big_box.bounds(x.shape[1])
@@ -362,9 +361,10 @@ def extrapolation_validated_alphas(config: StudyConfig, prepared: Sequence[Prepa
     stack = models.build_stack(spec, len(pairs))
     models.load_members(stack, [prepared[m].net for m, _ in pairs])
     start = [np.array(v.numpy()) for v in stack.trainable_variables]
-    trainer = StackTrainer(stack, config.learning_rate, config.batch_size,
-                           Regime([config.learning_rate] * len(pairs), anchor_alpha=[a for _, a in pairs], anchor=start))
-    trainer.fit(np.stack([prepared[m].x[kept[m]] for m, _ in pairs]), np.stack([prepared[m].y[kept[m]] for m, _ in pairs]),
+    regime = Regime([config.learning_rate] * len(pairs), anchor_alpha=[a for _, a in pairs], anchor=start)
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime)
+    trainer.fit(np.stack([prepared[m].x[kept[m]] for m, _ in pairs]),
+                np.stack([prepared[m].y[kept[m]] for m, _ in pairs]),
                 epochs, shuffle_seeds=[shuffle_seeds[m] for m, _ in pairs], first_epoch=first_epoch)
     predictions = trainer.predict([v.value for v in stack.trainable_variables],
                                   np.stack([prepared[m].x[bands[m]] for m, _ in pairs]))

@@ -18,6 +18,7 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -142,37 +143,34 @@ def pretrained_member(config: StudyConfig, member: Member) -> Member:
     return Member(PRETRAIN, config.simple_name, config.pretrain_size, member.seed)
 
 
-# The sets this process has drawn (a tf.data pipeline each, ~0.08 s), read-only.
-_SAMPLED: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-SAMPLED_SETS = 256
-
-
 def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.ndarray]:
     """The (x, y) pairs `member` trains on, in the network's units (see NetworkSpec)."""
     if is_measured(member.system):
         x, y = measurements.training_rows(config, member.system)
     else:
-        system = system_function(config.reference(member.system), config.system_params)
         if member.arm == PRETRAIN:
             domain, noise, stream = config.big_box, config.synthetic_noise, "pretrain"
         elif member.arm == "oracle":
             domain, noise, stream = config.big_box, config.real_noise, "oracle"
         else:  # transfer and baseline share the real small-domain pairs of a seed
             domain, noise, stream = config.small_box, config.real_noise, "real"
-        seed = data.stream_seed(member.seed, stream)
-        key = (config.reference(member.system), repr(config.system_params), repr(domain), member.volume,
-               config.input_dimension, config.output_dimension, noise, seed)
-        if key not in _SAMPLED:  # every arm of a seed and volume trains on the same real pairs
-            while len(_SAMPLED) >= SAMPLED_SETS:
-                _SAMPLED.pop(next(iter(_SAMPLED)))
-            x, y = data.sample_set(system, domain, member.volume, config.input_dimension, noise, seed,
-                                   num_outputs=config.output_dimension)
-            for values in (x, y):
-                values.setflags(write=False)
-            _SAMPLED[key] = (x, y)
-        x, y = _SAMPLED[key]
+        x, y = _drawn_set(config.reference(member.system), config.system_params, domain, member.volume,
+                          config.input_dimension, config.output_dimension, noise,
+                          data.stream_seed(member.seed, stream))
     network = config.network
     return network.scale_inputs(x), network.scale_outputs(y)
+
+
+@functools.lru_cache(maxsize=256)
+def _drawn_set(reference: str, params, domain, volume: int, dimension: int, outputs: int, noise: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A set drawn from a system (a tf.data pipeline, ~0.08 s), kept by this process read-only:
+    every arm of a seed and volume trains on the same real pairs."""
+    x, y = data.sample_set(system_function(reference, params), domain, volume, dimension, noise, seed,
+                           num_outputs=outputs)
+    for values in (x, y):
+        values.setflags(write=False)
+    return x, y
 
 
 def shuffle_seed(member: Member) -> int:
