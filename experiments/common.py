@@ -138,6 +138,10 @@ def define_protocol_flags(volumes_default: list[str] | None,
     flags.DEFINE_float("l2_sp_holdout", defaults.l2_sp_holdout,
                        "l2_sp_extrapolation: the share of the measured pairs held out to choose alpha, those "
                        "nearest the unmeasured part of --big_domain.", lower_bound=0.01, upper_bound=0.99)
+    flags.DEFINE_enum("l2_sp_choice", defaults.l2_sp_choice, study_config.L2_SP_CHOICES,
+                      "l2_sp_extrapolation: how alpha is chosen from the held-out MSEs: the largest alpha within "
+                      "one standard error of the lowest, of their paired difference (paired_standard_error) or "
+                      "of the lowest MSE (one_standard_error); or the lowest (lowest).")
     flags.DEFINE_float("lp_ft_rate_factor", defaults.lp_ft_rate_factor,
                        "lp_ft: the fine-tuning learning rate is --learning_rate times this.", lower_bound=1e-12)
     flags.DEFINE_integer("freeze_layers", defaults.freeze_layers,
@@ -208,7 +212,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
             num_inputs=FLAGS.num_inputs, transfer_strategy=tuple(FLAGS.strategies),
             l2_sp_alpha=FLAGS.l2_sp_alpha, l2_sp_alphas=tuple(float(a) for a in FLAGS.l2_sp_alphas),
-            l2_sp_holdout=FLAGS.l2_sp_holdout,
+            l2_sp_holdout=FLAGS.l2_sp_holdout, l2_sp_choice=FLAGS.l2_sp_choice,
             lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
             freeze_layers=FLAGS.freeze_layers, wise_ft_folds=FLAGS.wise_ft_folds, evaluations=FLAGS.evaluations,
             multi_fidelity_iterations=FLAGS.multi_fidelity_iterations, multi_fidelity_l2=FLAGS.multi_fidelity_l2,

@@ -181,6 +181,7 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
                               (dict(l2_sp_alphas=(0.1, -1.0)), "l2_sp_alphas=-1.0"),
                               (dict(transfer_strategy=("l2_sp_extrapolation",), volumes=(1,)), "volumes=1"),
                               (dict(l2_sp_holdout=1.0), "l2_sp_holdout=1.0"),
+                              (dict(l2_sp_choice="best"), "l2_sp_choice='best'"),
                               (dict(evaluations=-1), "evaluations=-1")):
         with pytest.raises(ConfigError, match="^" + re.escape(needle)) as error:
             StudyConfig(**overrides).validate()
@@ -241,15 +242,53 @@ def test_l2_sp_extrapolation_trains_with_the_alpha_its_held_out_band_chose(study
     config, run_dir, _ = study
     for seed in config.seeds:
         record = _record(run_dir, "l2_sp_extrapolation", seed=seed)
-        curve = record["l2_sp_heldout_mse"]
-        assert record["l2_sp_alphas"] == [0.01, 30.0] and len(curve) == 2
-        assert record["l2_sp_alpha"] == record["l2_sp_alphas"][int(np.argmin(curve))]
+        curve, errors, paired = (np.asarray(record[k]) for k in
+                                 ("l2_sp_heldout_mse", "l2_sp_heldout_se", "l2_sp_heldout_paired_se"))
+        assert record["l2_sp_alphas"] == [0.01, 30.0] and len(curve) == 2 == len(errors) == len(paired)
+        assert (errors > 0).all() and record["l2_sp_choice"] == config.l2_sp_choice == "paired_standard_error"
+        assert paired[np.argmin(curve)] == 0 and paired.max() > 0  # the lowest against itself; the other not
+        check = strategies.HeldOutAlphas((0.01, 30.0), curve, errors, paired)
+        assert record["l2_sp_alpha"] == check.chosen(config.l2_sp_choice)
         # The final model is l2_sp at the chosen alpha: where that is l2_sp_alpha (0.01), the
         # same weights bit for bit (same start, same minibatch order); at 30 not.
         model = load_model(run_dir.model_path(Member("l2_sp_extrapolation", "hill2", 20, seed))).get_weights()
         plain = load_model(run_dir.model_path(Member("l2_sp", "hill2", 20, seed))).get_weights()
         same = all(np.array_equal(a, b) for a, b in zip(model, plain))
         assert same == (record["l2_sp_alpha"] == config.l2_sp_alpha), seed
+
+
+def test_the_standard_error_rules_take_the_strongest_pull_the_held_out_band_cannot_tell_from_the_best():
+    mse = np.array([1.0, 0.9, 0.97, 1.2, 1.5])
+    check = strategies.HeldOutAlphas((0.001, 0.01, 0.1, 1.0, 10.0), mse, np.full(5, 0.08),
+                                     np.array([0.05, 0.0, 0.03, 0.35, 0.1]))
+    assert check.chosen("lowest") == 0.01
+    assert check.chosen("one_standard_error") == 0.1  # 0.97 <= 0.9 + 0.08; 1.2 and 1.5 are not
+    assert check.chosen("paired_standard_error") == 1.0  # 1.2 - 0.9 <= 0.35, its own paired error
+    sure = strategies.HeldOutAlphas(check.alphas, mse, np.zeros(5), np.zeros(5))
+    assert sure.chosen("one_standard_error") == sure.chosen("paired_standard_error") == 0.01
+    unsure = strategies.HeldOutAlphas(check.alphas, mse, np.full(5, 0.6), np.full(5, 0.6))
+    assert unsure.chosen("one_standard_error") == unsure.chosen("paired_standard_error") == 10.0
+    with pytest.raises(ValueError, match="l2_sp_choice='best'"):
+        check.chosen("best")
+
+
+def test_the_held_out_check_scores_each_alpha_on_the_band_with_its_standard_error():
+    """With no epochs every alpha's model is the member's start: the band's MSE and its
+    standard error are the start's, computed here by hand."""
+    config = StudyConfig(l2_sp_alphas=(0.01, 1.0), l2_sp_holdout=0.25).validate()
+    rng = np.random.default_rng(3)
+    x = config.network.scale_inputs(rng.uniform(0, 10, (40, 2))).astype(np.float32)
+    y = rng.normal(size=(40, 2)).astype(np.float32)
+    net = models.build_mlp(config.network.in_network_units(), seed=1)
+    plan = strategies.StackPlan([strategies.Prepared(net, x, y)] * 2, [0, 1], [5, 6], epochs=0, first_epoch=0)
+    checks = strategies.held_out_alphas(config, plan)
+    band = strategies.extrapolation_band(config, x)
+    squared = np.mean((np.asarray(net(x[band])) - y[band]) ** 2, axis=1)
+    for check in checks:
+        np.testing.assert_allclose(check.mse, [squared.mean()] * 2, rtol=1e-5)
+        np.testing.assert_allclose(check.standard_error, [squared.std(ddof=1) / np.sqrt(len(band))] * 2, rtol=1e-4)
+        np.testing.assert_array_equal(check.paired_standard_error, [0.0, 0.0])  # the same model twice
+        assert check.chosen("paired_standard_error") == check.chosen("one_standard_error") == 1.0
 
 
 def test_wise_ft_is_the_cross_validated_mix_of_pretrained_and_fine_tuned_weights(study):

@@ -28,6 +28,8 @@ TRANSFER_STRATEGIES = ("fine_tune_all", "l2_sp", "l2_sp_extrapolation", "lp_ft",
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
+# How l2_sp_extrapolation picks alpha from the held-out MSEs (strategies.HeldOutAlphas.chosen).
+L2_SP_CHOICES = ("paired_standard_error", "one_standard_error", "lowest")
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,9 @@ class StudyConfig:
     transfer_strategy: tuple[str, ...] = ("fine_tune_all",)
     l2_sp_alpha: float = 0.01  # l2_sp: weight of the pull towards the pretrained weights
     # l2_sp_extrapolation: the alphas it chooses from, by how well each extrapolates (strategies.py)
-    l2_sp_alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0)
+    l2_sp_alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
     l2_sp_holdout: float = 0.25  # ... held out: this share of the pairs, nearest the unmeasured domain
+    l2_sp_choice: str = "paired_standard_error"  # ... and the rule that chooses (L2_SP_CHOICES)
     lp_ft_rate_factor: float = 0.1  # lp_ft: fine-tuning rate = learning_rate * this
     freeze_layers: int = 2  # freeze_k: hidden layers kept as pretrained, from the input
     wise_ft_folds: int = 5  # wise_ft: k of the cross-validation that picks the mix
@@ -319,6 +322,8 @@ class StudyConfig:
             _finite("l2_sp_alphas", alpha, allow_zero=True)
         _finite("l2_sp_holdout", self.l2_sp_holdout, positive=True)
         _require(self.l2_sp_holdout < 1, "l2_sp_holdout", self.l2_sp_holdout, "a share between 0 and 1")
+        _require(self.l2_sp_choice in L2_SP_CHOICES, "l2_sp_choice", self.l2_sp_choice,
+                 f"one of {', '.join(L2_SP_CHOICES)}")
         _finite("lp_ft_rate_factor", self.lp_ft_rate_factor, positive=True)
         _integer("freeze_layers", self.freeze_layers, 0, 64)
         _integer("wise_ft_folds", self.wise_ft_folds, 2, 100)

@@ -137,33 +137,29 @@ class JobExecutor:
             curves_file = None
             if member.arm == PRETRAIN and extra:
                 curves_file = json_bytes(extra.pop("eval_curves"))
-            if trained.mixes is not None:
-                extra.update(self._mix_curve(trained, index, eval_inputs, member))
-            if trained.alphas is not None:  # l2_sp_extrapolation's choice and what it saw
-                extra.update(l2_sp_alpha=trained.alphas[index],
-                             l2_sp_alphas=[float(a) for a in self.config.l2_sp_alphas],
-                             l2_sp_heldout_mse=[float(v) for v in trained.alpha_curves[index]])
+            extra.update(trained.notes[index])
+            if "wise_ft_mix" in extra:
+                extra.update(wise_ft_eval_l1=self._mix_curve(trained, index, eval_inputs, member))
             files = ModelFiles(model=model_bytes(model), losses=npy_bytes(losses), curves=curves_file)
             outputs.append(self._output(member, files, model, predictions, losses, seconds_per_member, inputs,
                                         cached=False, extra=extra, curve=job_curves.member_curve(index),
                                         plain_model=plain))
         return outputs
 
-    def _mix_curve(self, trained: TrainedStack, index: int, eval_inputs: np.ndarray, member: Member) -> dict:
-        """wise_ft: the chosen mix, its cross-validation curve, and (for the record only: never
-        used to choose) the evaluation L1 of every mix."""
-        start, end = trained.mix_ends
+    def _mix_curve(self, trained: TrainedStack, index: int, eval_inputs: np.ndarray, member: Member) -> list:
+        """wise_ft, for the record only (never used to choose): the evaluation L1 of every mix."""
         network = self.config.network
         truth = self.evaluation.truth.get(member.system)
+        if truth is None:
+            return []
+        copies = 2 if len(trained.job.members) == 1 else 1
         l1 = []
         for a in WISE_FT_MIXES:
-            params = [tf.constant(w) for w in mix(start, end, a)]
-            predictions = trained.trainer.predict(params, np.concatenate([eval_inputs] * (2 if len(trained.job.members) == 1 else 1)))
-            if truth is not None:
-                errors = evaluation.point_errors(network.unscale_outputs(predictions[index]), truth)
-                l1.append(float(errors.mean()))
-        return dict(wise_ft_mix=float(trained.mixes[index]), wise_ft_mixes=list(WISE_FT_MIXES),
-                    wise_ft_cv_mse=[float(v) for v in trained.mix_curves[index]], wise_ft_eval_l1=l1)
+            params = [tf.constant(w) for w in mix(trained.start, trained.trained, a)]
+            predictions = trained.trainer.predict(params, np.concatenate([eval_inputs] * copies))
+            errors = evaluation.point_errors(network.unscale_outputs(predictions[index]), truth)
+            l1.append(float(errors.mean()))
+        return l1
 
     def _output(self, member: Member, files: ModelFiles, model: keras.Model, predictions: np.ndarray,
                 losses: np.ndarray, seconds: float, inputs: JobInputs, cached: bool, extra: dict | None = None,

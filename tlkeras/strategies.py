@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras import data, models
-from tlkeras.config import StudyConfig
+from tlkeras.config import L2_SP_CHOICES, StudyConfig
 from tlkeras.engine import Regime, StackTrainer
 from tlkeras.systems import SystemParams, system_function
 
@@ -58,6 +58,19 @@ class Prepared:
     x: np.ndarray  # the network's inputs
     y: np.ndarray  # the network's targets
     offset: np.ndarray | None = None  # added to the network's output to predict (residual)
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """What a strategy may choose from, for one stack of members, before or after they train:
+    their starts and training pairs, their seeds and minibatch orders, and their epochs. Never
+    the evaluation points."""
+
+    prepared: Sequence[Prepared]
+    seeds: Sequence[int]
+    shuffle_seeds: Sequence[int]
+    epochs: int
+    first_epoch: int
 
 
 class Strategy:
@@ -123,6 +136,17 @@ class Strategy:
             return Regime([config.learning_rate] * members, anchor=anchor)
         return Regime.uniform(members, config.learning_rate)
 
+    def before_training(self, config: StudyConfig, plan: StackPlan, regime: Regime) -> tuple[Regime, list[dict]]:
+        """Choices made from the members' own training pairs before they train (l2_sp_extrapolation's
+        alpha): the regime they train with, and per member what to record of the choice."""
+        return regime, [{} for _ in plan.prepared]
+
+    def after_training(self, config: StudyConfig, plan: StackPlan, variables: Sequence[tf.Variable],
+                       start: Sequence[np.ndarray]) -> list[dict]:
+        """Choices made after training (wise_ft's mix), which may change the trained stack's
+        `variables` (their values at `start` before training); per member what to record."""
+        return [{} for _ in plan.prepared]
+
     def export(self, config: StudyConfig, net: keras.Model, pretrained: keras.Model | None) -> keras.Model:
         """The saved model: user units in and out."""
         return net
@@ -139,9 +163,21 @@ class L2SPExtrapolation(L2SP):
     """l2_sp with each model's alpha chosen from `l2_sp_alphas` by how well it extrapolates: the
     share `l2_sp_holdout` (a quarter) of the measured pairs nearest the unmeasured part of the
     big domain is held out, a model per alpha is fine-tuned on the rest, and the alpha with the
-    lowest held-out MSE trains the final model on every pair (`extrapolation_validated_alphas`)."""
+    largest alpha whose held-out MSE the band cannot tell from the lowest (within one standard
+    error of their paired difference; `l2_sp_choice`, `HeldOutAlphas.chosen`) trains the final
+    model on every pair."""
 
     name = "l2_sp_extrapolation"
+
+    def before_training(self, config, plan, regime):
+        checks = held_out_alphas(config, plan)
+        alphas = [check.chosen(config.l2_sp_choice) for check in checks]
+        notes = [dict(l2_sp_alpha=alpha, l2_sp_alphas=list(check.alphas), l2_sp_choice=config.l2_sp_choice,
+                      l2_sp_heldout_mse=[float(v) for v in check.mse],
+                      l2_sp_heldout_se=[float(v) for v in check.standard_error],
+                      l2_sp_heldout_paired_se=[float(v) for v in check.paired_standard_error])
+                 for alpha, check in zip(alphas, checks)]
+        return dataclasses.replace(regime, anchor_alpha=alphas), notes
 
 
 class LinearProbeThenFineTune(Strategy):
@@ -156,6 +192,19 @@ class LinearProbeThenFineTune(Strategy):
 
 class WiseFineTune(Strategy):
     name = "wise_ft"
+
+    def after_training(self, config, plan, variables, start):
+        """Each member's mix a by k-fold cross-validation on its real pairs; the stack then holds
+        (1 - a) * pretrained + a * fine-tuned, member by member."""
+        end = [np.array(v.numpy()) for v in variables]
+        curves = cross_validated_mix(config, plan)
+        mixes = [WISE_FT_MIXES[int(np.argmin(curve))] for curve in curves]
+        a = np.asarray(mixes, np.float32)
+        for variable, s, e in zip(variables, start, end):
+            share = a.reshape([-1] + [1] * (s.ndim - 1))
+            variable.assign((1.0 - share) * s + share * e)
+        return [dict(wise_ft_mix=float(m), wise_ft_mixes=list(WISE_FT_MIXES), wise_ft_cv_mse=[float(v) for v in c])
+                for m, c in zip(mixes, curves)]
 
 
 class FreezeFirstLayers(Strategy):
@@ -347,14 +396,49 @@ def extrapolation_band(config: StudyConfig, x: np.ndarray) -> np.ndarray:
     return np.sort(np.argsort(-score, kind="stable")[:held])
 
 
-def extrapolation_validated_alphas(config: StudyConfig, prepared: Sequence[Prepared], shuffle_seeds: Sequence[int],
-                                   epochs: int, first_epoch: int) -> tuple[list[float], list[np.ndarray]]:
-    """l2_sp_extrapolation: for each member, the alpha of `config.l2_sp_alphas` whose model,
-    fine-tuned from the member's start on the pairs outside its extrapolation band, predicts
-    the band with the lowest MSE (network units); and that MSE for every alpha. One stack of
-    members x alphas, each trained as the member's own l2_sp would be."""
+@dataclass(frozen=True)
+class HeldOutAlphas:
+    """One member's check of every alpha on its extrapolation band: the band's MSE (network
+    units) of the model fine-tuned with each alpha on the other pairs; the standard error of that
+    MSE over the band's points; and the standard error of each alpha's per-point difference
+    from the alpha of the lowest MSE (a paired comparison: the same points and noise for all)."""
+
+    alphas: tuple[float, ...]
+    mse: np.ndarray
+    standard_error: np.ndarray
+    paired_standard_error: np.ndarray
+
+    def chosen(self, rule: str) -> float:
+        """The alpha `rule` (one of config.L2_SP_CHOICES) takes:
+
+        - "paired_standard_error": the largest alpha (the strongest pull towards the pretrained
+          weights) whose MSE exceeds the lowest by at most one standard error of their per-point
+          difference: a difference the band cannot tell from noise does not argue against the
+          simple model;
+        - "one_standard_error": the largest alpha whose MSE is within one standard error of the
+          lowest MSE, the one-standard-error rule of Hastie, Tibshirani and Friedman (The Elements
+          of Statistical Learning, 2nd ed., sec. 7.10); unpaired, so it forgives more;
+        - "lowest": the alpha of the lowest MSE.
+        """
+        best = int(np.argmin(self.mse))
+        if rule == "lowest":
+            return self.alphas[best]
+        if rule == "paired_standard_error":
+            margin = self.paired_standard_error
+        elif rule == "one_standard_error":
+            margin = np.full(len(self.alphas), self.standard_error[best])
+        else:
+            raise ValueError(f"l2_sp_choice={rule!r} is not allowed: expected one of {', '.join(L2_SP_CHOICES)}")
+        return max(a for a, excess, allowed in zip(self.alphas, self.mse - self.mse[best], margin) if excess <= allowed)
+
+
+def held_out_alphas(config: StudyConfig, plan: StackPlan) -> list[HeldOutAlphas]:
+    """l2_sp_extrapolation's check, per member: every alpha of `config.l2_sp_alphas` fine-tunes
+    the member's start on the pairs outside its extrapolation band, as the member's own l2_sp
+    would, and predicts the band. One stack of members x alphas."""
     spec = config.network.in_network_units()
-    alphas = [float(a) for a in config.l2_sp_alphas]
+    prepared = plan.prepared
+    alphas = tuple(float(a) for a in config.l2_sp_alphas)
     bands = [extrapolation_band(config, p.x) for p in prepared]
     kept = [np.setdiff1d(np.arange(len(p.x)), band) for p, band in zip(prepared, bands)]
     pairs = [(m, a) for m in range(len(prepared)) for a in alphas]
@@ -365,12 +449,24 @@ def extrapolation_validated_alphas(config: StudyConfig, prepared: Sequence[Prepa
     trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime)
     trainer.fit(np.stack([prepared[m].x[kept[m]] for m, _ in pairs]),
                 np.stack([prepared[m].y[kept[m]] for m, _ in pairs]),
-                epochs, shuffle_seeds=[shuffle_seeds[m] for m, _ in pairs], first_epoch=first_epoch)
+                plan.epochs, shuffle_seeds=[plan.shuffle_seeds[m] for m, _ in pairs], first_epoch=plan.first_epoch)
     predictions = trainer.predict([v.value for v in stack.trainable_variables],
                                   np.stack([prepared[m].x[bands[m]] for m, _ in pairs]))
-    errors = np.array([np.mean((predictions[i] - prepared[m].y[bands[m]]) ** 2) for i, (m, _) in enumerate(pairs)])
-    curves = list(errors.reshape(len(prepared), len(alphas)))
-    return [alphas[int(np.argmin(curve))] for curve in curves], curves
+    checks = []
+    for m in range(len(prepared)):
+        rows = range(m * len(alphas), (m + 1) * len(alphas))
+        # squared error per band point, averaged over the outputs: [alphas, points]
+        errors = np.stack([np.mean((predictions[i] - prepared[m].y[bands[m]]) ** 2, axis=1) for i in rows])
+        differences = errors - errors[int(np.argmin(errors.mean(axis=1)))]
+        checks.append(HeldOutAlphas(alphas, errors.mean(axis=1), _standard_error(errors), _standard_error(differences)))
+    return checks
+
+
+def _standard_error(values: np.ndarray) -> np.ndarray:
+    """The standard error of the mean of each row (0 for a single column)."""
+    if values.shape[1] < 2:
+        return np.zeros(len(values))
+    return values.std(axis=1, ddof=1) / np.sqrt(values.shape[1])
 
 
 def mix(start: Sequence[np.ndarray], end: Sequence[np.ndarray], a: float) -> list[np.ndarray]:
@@ -378,14 +474,14 @@ def mix(start: Sequence[np.ndarray], end: Sequence[np.ndarray], a: float) -> lis
     return [(1.0 - a) * s + a * e for s, e in zip(start, end)]
 
 
-def cross_validated_mix(config: StudyConfig, prepared: Sequence[Prepared], seeds: Sequence[int],
-                        shuffle_seeds: Sequence[int], epochs: int, first_epoch: int) -> list[np.ndarray]:
+def cross_validated_mix(config: StudyConfig, plan: StackPlan) -> list[np.ndarray]:
     """wise_ft's k-fold curve: for each member, the mean held-out MSE (network units) of the mix
     at every a in WISE_FT_MIXES, each fold model fine-tuned as the member is but without its
     fold. [members, len(WISE_FT_MIXES)]."""
     spec = config.network.in_network_units()
     k = config.wise_ft_folds
-    folds = [wise_ft_folds(config, seed, len(p.x)) for p, seed in zip(prepared, seeds)]
+    prepared = plan.prepared
+    folds = [wise_ft_folds(config, seed, len(p.x)) for p, seed in zip(prepared, plan.seeds)]
     fold_members = [(m, f) for m in range(len(prepared)) for f in range(k)]
     stack = models.build_stack(spec, len(fold_members))
     models.load_members(stack, [prepared[m].net for m, _ in fold_members])
@@ -394,7 +490,8 @@ def cross_validated_mix(config: StudyConfig, prepared: Sequence[Prepared], seeds
     trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
     trainer.fit(np.stack([prepared[m].x[rows] for (m, _), rows in zip(fold_members, kept)]),
                 np.stack([prepared[m].y[rows] for (m, _), rows in zip(fold_members, kept)]),
-                epochs, shuffle_seeds=[shuffle_seeds[m] for m, _ in fold_members], first_epoch=first_epoch)
+                plan.epochs, shuffle_seeds=[plan.shuffle_seeds[m] for m, _ in fold_members],
+                first_epoch=plan.first_epoch)
     end = stack.get_weights()
     held_x = np.stack([prepared[m].x[folds[m][f]] for m, f in fold_members])  # [K*k, rows, in]
     held_y = np.stack([prepared[m].y[folds[m][f]] for m, f in fold_members])

@@ -17,7 +17,6 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -30,8 +29,7 @@ from tlkeras.config import StudyConfig
 from tlkeras.measurements import is_measured
 from tlkeras.config import NetworkSpec
 from tlkeras.engine import ProgressFn, StackTrainer, TrainingLog
-from tlkeras.strategies import (
-    WISE_FT_MIXES, Prepared, cross_validated_mix, extrapolation_validated_alphas, strategy_of_arm)
+from tlkeras.strategies import Prepared, StackPlan, strategy_of_arm
 from tlkeras.systems import system_function
 
 PRETRAIN = "pretrain"
@@ -200,19 +198,18 @@ def prepare(config: StudyConfig, member: Member, pretrained: keras.Model | None)
 
 @dataclass
 class TrainedStack:
-    """The outcome of a stack job: the trained stacked model, its loss curves, and for wise_ft the
-    pretrained and fine-tuned weights, each member's chosen mix and its cross-validation curve."""
+    """The outcome of a stack job: the trained stacked model, its loss curves, its weights before
+    and after training (before any choice a strategy makes after training: wise_ft's mix), and
+    per member what its strategy recorded of its choices."""
 
     job: StackJob
     stack: keras.Model
     log: TrainingLog
     trainer: StackTrainer
     network: NetworkSpec  # the stacked network (network units)
-    mix_ends: tuple[list[np.ndarray], list[np.ndarray]] | None = None
-    mixes: list[float] | None = None
-    mix_curves: list[np.ndarray] | None = None
-    alphas: list[float] | None = None  # l2_sp_extrapolation: each member's alpha, and the held-out
-    alpha_curves: list[np.ndarray] | None = None  # MSE of every alpha of config.l2_sp_alphas
+    start: list[np.ndarray]
+    trained: list[np.ndarray]
+    notes: list[dict]
 
 
 EvaluatedFn = Callable[[int, np.ndarray], None]  # (epoch, predictions [members, points, out])
@@ -247,11 +244,10 @@ def train_job(
     start = [np.array(v.numpy()) for v in stack.trainable_variables]
     regime = strategy.regime(config, len(members), start) if strategy else None
     shuffle_seeds = [shuffle_seed(member) for member in members]
-    alphas = alpha_curves = None
-    if strategy is not None and strategy.name == "l2_sp_extrapolation":
-        alphas, alpha_curves = extrapolation_validated_alphas(config, prepared, shuffle_seeds, job.epochs,
-                                                              job.first_epoch)
-        regime = dataclasses.replace(regime, anchor_alpha=alphas)
+    plan = StackPlan(prepared, [m.seed for m in members], shuffle_seeds, job.epochs, job.first_epoch)
+    notes = [{} for _ in members]
+    if strategy is not None:
+        regime, notes = strategy.before_training(config, plan, regime)
     batch_size = strategy.batch_size(config, len(prepared[0].x)) if strategy else config.batch_size
     trainer = StackTrainer(stack, config.learning_rate, batch_size, regime)
     offsets = None
@@ -270,24 +266,11 @@ def train_job(
         evaluate_every=strategy.evaluation_interval(config) if strategy else config.evaluation_interval,
         evaluate=evaluate if evaluated is not None and eval_inputs is not None else None,
     )
-    trained = TrainedStack(job, stack, log, trainer, network, alphas=alphas, alpha_curves=alpha_curves)
-    if strategy is not None and strategy.name == "wise_ft":
-        _pick_mixes(config, trained, prepared, members, shuffle_seeds, start)
-    return trained
-
-
-def _pick_mixes(config, trained: TrainedStack, prepared, members, shuffle_seeds, start) -> None:
-    """wise_ft: each member's mix a by k-fold cross-validation on its real pairs; the stack then
-    holds (1 - a) * pretrained + a * fine-tuned, member by member."""
-    end = [np.array(v.numpy()) for v in trained.stack.trainable_variables]
-    curves = cross_validated_mix(config, prepared, [m.seed for m in members], shuffle_seeds,
-                                 trained.job.epochs, trained.job.first_epoch)
-    mixes = [WISE_FT_MIXES[int(np.argmin(curve))] for curve in curves]
-    a = np.asarray(mixes, np.float32)
-    for variable, s, e in zip(trained.stack.trainable_variables, start, end):
-        share = a.reshape([-1] + [1] * (s.ndim - 1))
-        variable.assign((1.0 - share) * s + share * e)
-    trained.mix_ends, trained.mixes, trained.mix_curves = (start, end), mixes, curves
+    trained = [np.array(v.numpy()) for v in stack.trainable_variables]
+    if strategy is not None:
+        after = strategy.after_training(config, plan, stack.trainable_variables, start)
+        notes = [{**before, **later} for before, later in zip(notes, after)]
+    return TrainedStack(job, stack, log, trainer, network, start, trained, notes)
 
 
 def stack_predictions(stack: keras.Model, x: np.ndarray) -> np.ndarray:
