@@ -112,6 +112,14 @@ def _define_fit(v: flags.FlagValues) -> None:
     flags.DEFINE_integer("batch_size", d.batch_size, "Minibatch size.", lower_bound=1, upper_bound=65536,
                          flag_values=v)
     define_backend_flags(v)
+    strategies = study_config.TRANSFER_STRATEGIES
+    flags.DEFINE_list("strategies", ["fine_tune_all"],
+                      f"How the simple model is used, one ensemble each, the first the default one: "
+                      f"{', '.join(strategies)} (README: Transfer strategies). fine_tune_all's ensemble is "
+                      "called transfer.", flag_values=v)
+    flags.register_validator(
+        "strategies", lambda raw: bool(raw) and set(raw) <= set(strategies) and len(set(raw)) == len(raw),
+        message=f"--strategies takes distinct names from {', '.join(strategies)}, comma-separated", flag_values=v)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir.", flag_values=v)
     flags.DEFINE_string("cache_dir", None, "Pretraining cache (default: ~/.cache/tlkeras).", flag_values=v)
     for name in ("simple", "domain", "measurements", "inputs", "outputs", "out"):
@@ -161,6 +169,7 @@ def _run_fit(v: flags.FlagValues) -> None:
             seeds=tuple(int(s) for s in v.seeds), epochs=v.epochs, pretrain_epochs=v.pretrain_epochs,
             pretrain_size=v.pretrain_size, synthetic_noise=v.synthetic_noise, width=v.width, depth=v.depth,
             activation=v.activation, learning_rate=v.learning_rate, batch_size=v.batch_size,
+            transfer_strategy=tuple(v.strategies),
         )
         parent = out.resolve().parent
         folders.check_writable(parent, "--out", folders.estimated_run_bytes(config))
@@ -225,7 +234,8 @@ def _define_predict(v: flags.FlagValues) -> None:
     flags.DEFINE_string("out", None, "CSV to write: the input columns, then <output>_mean and <output>_sd.",
                         flag_values=v)
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file.", flag_values=v)
-    flags.DEFINE_string("arm", None, "Which ensemble: transfer (default) or baseline.", flag_values=v)
+    flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
+                        "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
     for name in ("model", "out"):
         flags.mark_flag_as_required(name, flag_values=v)
     flags.register_multi_flags_validator(
@@ -271,7 +281,8 @@ def _define_evaluate(v: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "A model folder written by tlkeras fit.", flag_values=v)
     flags.DEFINE_string("measurements", None, "CSV with the model's input and output columns by name.",
                         flag_values=v)
-    flags.DEFINE_string("arm", None, "Which ensemble: transfer (default) or baseline.", flag_values=v)
+    flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
+                        "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
     flags.DEFINE_string("out", None, "Also write the scores to this JSON file.", flag_values=v)
     for name in ("model", "measurements"):
         flags.mark_flag_as_required(name, flag_values=v)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
+from tlkeras.config import StudyConfig
 
 EXAMPLE = REPO / "examples" / "plate"
 FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
@@ -146,6 +147,33 @@ def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
         assert score["coverage_2sd"] >= score["coverage_2sd_without_noise"]
         assert by_region["inside_measured"]["rows"] + by_region["outside_measured"]["rows"] == 80
     assert "coverage" in result.stdout and "gfp" in result.stdout
+
+
+def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_path):
+    out = tmp_path / "plate_strategies"
+    result = tlkeras(*FIT, f"--out={out}", "--strategies=l2_sp_extrapolation,residual", "--seeds=0,1", "--folds=2",
+                     "--pretrain_size=64", "--epochs=4", "--pretrain_epochs=2", "--cache=false", "--workers=2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    arms = {"l2_sp_extrapolation", "residual", "baseline"}
+    assert manifest["default_arm"] == "l2_sp_extrapolation"
+    assert {arm for arm, paths in manifest["ensembles"].items() if len(paths) == 2} == arms
+    assert set(manifest["noise_sd"]) == arms  # each cross-validated on the 2 folds
+    report = (out / "report.md").read_text()
+    assert all(f"| {arm} | rfp |" in report for arm in arms) and "residual / baseline ensemble RMSE" in report
+    members = json.loads((out / "results.json").read_text())["members"]
+    chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
+    assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)
+    grids = {}
+    for arm in ("", "residual", "baseline"):  # residual's members evaluate g inside the model
+        path = tmp_path / f"grid_{arm or 'default'}.csv"
+        run = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={path}", *([f"--arm={arm}"] if arm else []))
+        assert run.returncode == 0, run.stderr
+        grids[arm] = np.loadtxt(path, delimiter=",", skiprows=1)
+    assert all(np.isfinite(g).all() and g.shape == (9, 6) for g in grids.values())
+    assert not np.allclose(grids[""][:, 2:], grids["residual"][:, 2:])  # two different ensembles
+    wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=transfer")
+    assert wrong.returncode == 2 and "--arm='transfer' is not allowed" in wrong.stderr
 
 
 def test_an_out_folder_holding_a_model_is_refused_unless_overwrite(fitted, tmp_path):

@@ -342,9 +342,6 @@ class StudyConfig:
             _require(round(smallest * self.l2_sp_holdout) >= 1 and round(smallest * (1 - self.l2_sp_holdout)) >= 1,
                      "volumes", smallest, f"enough pairs for l2_sp_extrapolation to hold out {self.l2_sp_holdout} "
                      "of them and train on the rest")
-        if self.measurements:
-            _require(self.transfer_strategy == ("fine_tune_all",), "transfer_strategy", self.transfer_strategy,
-                     "fine_tune_all with measurements (`tlkeras fit` compares the other strategies in a later version)")
 
     def _validate_systems(self) -> None:
         _nonempty_unique("systems", self.systems)

@@ -60,13 +60,14 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
     """report.md, results.json, figures (PNG and in TensorBoard) and manifest.json."""
     found = of_config(config)
     outputs = list(config.measurement_outputs)
-    cv = {arm: cross_validation(config, records, arm) for arm in config.arms}
+    arms = config.trained_arms()  # the strategies' (the first is the default), then the baseline
+    cv = {arm: cross_validation(config, records, arm) for arm in arms}
     # Each arm's own noise estimate: the RMSE of its ensemble's held-out predictions.
     noise = {arm: dict(zip(outputs, values["ensemble_rmse"].tolist())) for arm, values in cv.items() if values}
     ensembles = {
         arm: sorted((r["model"] for r in records if r["arm"] == arm and r["system"] == MEASURED),
                     key=lambda path: int(Path(path).stem.removeprefix("seed")))
-        for arm in config.arms
+        for arm in arms
     }
     region = np.asarray(config.small_domain, np.float64).reshape(-1, 2)
     domain = np.stack(config.big_box.bounds(config.input_dimension), axis=1)
@@ -74,7 +75,7 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         format="tlkeras-model/1",
         inputs=list(config.measurement_inputs), outputs=outputs,
         domain=domain.tolist(), measured_region=region.tolist(),
-        seeds=list(config.seeds), default_arm="transfer" if "transfer" in config.arms else config.arms[0],
+        seeds=list(config.seeds), default_arm=arms[0],
         ensembles=ensembles,
         noise_sd=noise or None,
         noise_sd_meaning="per arm: RMSE of its ensemble's cross-validated predictions (noise + model error)",
@@ -121,7 +122,7 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
                                           zip(manifest["inputs"], manifest["measured_region"])),
         f"- seeds {', '.join(map(str, config.seeds))} (one member per seed and arm); {config.pretrain_epochs} "
         f"pretraining epochs on {config.pretrain_size} points of the simple model, {config.finetune_epochs} "
-        f"fine-tuning epochs (transfer), {config.epochs} epochs (baseline)",
+        f"fine-tuning epochs ({', '.join(config.strategy_arms())}), {config.epochs} epochs (baseline)",
         "",
     ]
     if any(cv.values()):
@@ -140,10 +141,11 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
                 lines.append(f"| {arm} | {name} | {values['ensemble_l1'][o]:.4g} | {values['ensemble_rmse'][o]:.4g} | "
                              f"{values['member_l1_mean'][o]:.4g} ± {values['member_l1_sd'][o]:.2g} | "
                              f"{values['member_rmse_mean'][o]:.4g} |")
-        if cv.get("transfer") and cv.get("baseline"):
-            ratio = cv["transfer"]["ensemble_rmse"] / cv["baseline"]["ensemble_rmse"]
-            lines += ["", "Transfer / baseline ensemble RMSE: " + ", ".join(
-                f"{name} {r:.3f}" for name, r in zip(outputs, ratio)) + " (below 1: transfer is better here)"]
+        for arm in config.strategy_arms():
+            if cv.get(arm) and cv.get("baseline"):
+                ratio = cv[arm]["ensemble_rmse"] / cv["baseline"]["ensemble_rmse"]
+                lines += ["", f"{arm} / baseline ensemble RMSE: " + ", ".join(
+                    f"{name} {r:.3f}" for name, r in zip(outputs, ratio)) + f" (below 1: {arm} is better here)"]
         if manifest["noise_sd"]:
             lines += ["", "Noise estimate `tlkeras evaluate` adds to each arm's spread (its ensemble's CV RMSE): "
                       + "; ".join(f"{arm}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
@@ -153,7 +155,7 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
     if fits:
         lines += ["## Fit on all measurements (training error, optimistic)", "",
                   "| arm | output | member RMSE (mean over seeds) |", "|---|---|---|"]
-        for arm in config.arms:
+        for arm in config.trained_arms():
             rmse = np.mean([r["rmse_by_output"] for r in fits if r["arm"] == arm], axis=0)
             lines += [f"| {arm} | {name} | {rmse[o]:.4g} |" for o, name in enumerate(outputs)]
         lines.append("")
@@ -172,8 +174,8 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
 
 
 def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path) -> dict[str, Path]:
-    """Slices of both ensembles through the measured region's centre, and for two inputs maps of
-    the transfer ensemble's mean and spread."""
+    """Slices of every arm's ensemble through the measured region's centre, and for two inputs
+    maps of the default arm's ensemble mean and spread."""
     found = of_config(config)
     ensembles = {arm: Ensemble.from_files([run_dir.path / p for p in paths], manifest, arm)
                  for arm, paths in manifest["ensembles"].items() if paths}
@@ -196,14 +198,15 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path)
     figures["fit_slices"] = plots.plot_slices(
         folder / "fit_slices.png", slices, manifest["inputs"], shown_outputs, region, centre,
         f"ensemble mean ± 2 sd along each input (others at the measured region's centre{more})")
-    if config.input_dimension == 2 and "transfer" in ensembles:
+    default = manifest["default_arm"]
+    if config.input_dimension == 2 and default in ensembles:
         grid, axes = grid_points(domain, 61)
-        mean, sd = ensembles["transfer"].predict(grid)
+        mean, sd = ensembles[default].predict(grid)
         figures["fit_maps"] = plots.plot_mean_and_spread(
             # The grid varies x1 slowest ([x1, x2]); images are indexed [row = x2, column = x1].
             folder / "fit_maps.png", axes, mean.reshape(61, 61, -1).swapaxes(0, 1),
             sd.reshape(61, 61, -1).swapaxes(0, 1), region, found.x,
-            manifest["inputs"], manifest["outputs"], "transfer ensemble over the domain (dashed: measured region)")
+            manifest["inputs"], manifest["outputs"], f"{default} ensemble over the domain (dashed: measured region)")
     return figures
 
 

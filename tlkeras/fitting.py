@@ -4,9 +4,10 @@
 whose one "real system" is the measurements, checking everything first and free of TensorFlow:
 g is imported and probed, the CSV read and validated, the normalisation fixed. `run_fit` trains
 it with the study's machinery (the same sweep runner, stacked engine, pretraining cache, staged
-writes and TensorBoard runs): per seed a pretrained model, a transfer member fine-tuned on every
-measurement and a baseline trained on them alone, and with k folds the same two arms on each
-k-1 folds for cross-validation. It then writes the report and `manifest.json`, the file that
+writes and TensorBoard runs): per seed a pretrained model, a member per transfer strategy
+(`transfer_strategy`; fine_tune_all's arm is "transfer") trained on every measurement and a
+baseline trained on them alone, and with k folds the same arms on each k-1 folds for
+cross-validation. It then writes the report and `manifest.json`, the file that
 makes the folder a model (`ensemble.Ensemble` reads it).
 
 The folder is built beside `--out` under a temporary name and renamed into place once complete:

@@ -24,9 +24,9 @@ def estimated_run_bytes(config: StudyConfig) -> int:
     """A lower bound of a new run's size: per member a model (~20 kB) and its loss curve,
     TensorBoard run and record (~60 bytes per epoch), plus figures and tables (~1 MB)."""
     real_sets = 1 + config.folds if config.measurements else len(config.volumes) * len(config.systems)
-    trained_on_real = real_sets * sum(arm in config.arms for arm in ("transfer", "baseline"))
+    trained_on_real = real_sets * (len(config.strategy_arms()) + ("baseline" in config.arms))
     oracles = len(config.systems) * ("oracle" in config.arms)
-    members = len(config.seeds) * (("transfer" in config.arms) + trained_on_real + oracles)
+    members = len(config.seeds) * (config.needs_pretraining + trained_on_real + oracles)
     return members * (20_000 + 60 * config.epochs) + 1_000_000
 
 

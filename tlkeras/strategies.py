@@ -8,6 +8,9 @@ the user's outputs.
 - fine_tune_all: the study's: start from the pretrained weights, train them all.
 - l2_sp: fine-tune with alpha/2 * ||w - w_pretrained||^2 added to the loss (Li, Grandvalet and
   Davoine 2018, "Explicit inductive bias for transfer learning with convolutional networks").
+- l2_sp_extrapolation: l2_sp with alpha chosen per model by how well each alpha's model predicts
+  the held-out measured pairs nearest the unmeasured domain (blocked validation), by a
+  one-standard-error rule that leans towards the simple model (`HeldOutAlphas.chosen`).
 - lp_ft: linear probe, then fine-tune: the output layer is fitted first by least squares on
   the frozen pretrained features, then everything trains at a lower rate (Kumar et al. ICLR
   2022, "Fine-tuning can distort pretrained features and underperform out-of-distribution").
