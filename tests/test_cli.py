@@ -160,7 +160,9 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_p
     assert {arm for arm, paths in manifest["ensembles"].items() if len(paths) == 2} == arms
     assert set(manifest["noise_sd"]) == arms  # each cross-validated on the 2 folds
     report = (out / "report.md").read_text()
-    assert all(f"| {arm} | rfp |" in report for arm in arms) and "residual / baseline ensemble RMSE" in report
+    assert all(f"| {arm} | rfp |" in report for arm in arms)
+    ratios = report.split("over the baseline's")[1]
+    assert "| l2_sp_extrapolation | " in ratios and "| residual | " in ratios
     members = json.loads((out / "results.json").read_text())["members"]
     chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
     assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)

@@ -141,11 +141,13 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
                 lines.append(f"| {arm} | {name} | {values['ensemble_l1'][o]:.4g} | {values['ensemble_rmse'][o]:.4g} | "
                              f"{values['member_l1_mean'][o]:.4g} ± {values['member_l1_sd'][o]:.2g} | "
                              f"{values['member_rmse_mean'][o]:.4g} |")
-        for arm in config.strategy_arms():
-            if cv.get(arm) and cv.get("baseline"):
+        compared = [arm for arm in config.strategy_arms() if cv.get(arm)]
+        if compared and cv.get("baseline"):
+            lines += ["", "Ensemble RMSE over the baseline's (below 1: better than the baseline here):", "",
+                      "| arm | " + " | ".join(outputs) + " |", "|---|" + "---|" * len(outputs)]
+            for arm in compared:
                 ratio = cv[arm]["ensemble_rmse"] / cv["baseline"]["ensemble_rmse"]
-                lines += ["", f"{arm} / baseline ensemble RMSE: " + ", ".join(
-                    f"{name} {r:.3f}" for name, r in zip(outputs, ratio)) + f" (below 1: {arm} is better here)"]
+                lines.append(f"| {arm} | " + " | ".join(f"{r:.3f}" for r in ratio) + " |")
         if manifest["noise_sd"]:
             lines += ["", "Noise estimate `tlkeras evaluate` adds to each arm's spread (its ensemble's CV RMSE): "
                       + "; ".join(f"{arm}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
