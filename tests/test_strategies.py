@@ -8,10 +8,8 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from conftest import REPO
-from tlkeras import engine, models, strategies
+from tlkeras import engine, models, selection, strategies
 from tlkeras.config import TRANSFER_STRATEGIES, ConfigError, StudyConfig
 from tlkeras.options import SweepOptions
 from tlkeras.persistence import load_model
@@ -228,13 +226,13 @@ def test_every_strategy_saves_a_model_that_reloads_and_scores_as_recorded(study)
 def test_the_extrapolation_band_is_the_quarter_of_the_pairs_nearest_the_unmeasured_domain():
     config = StudyConfig(small_domain=(0.0, 10.0), big_domain=(0.0, 20.0)).validate()
     x = np.random.default_rng(0).uniform(0, 10, (100, 2)).astype(np.float32)
-    band = strategies.extrapolation_band(config, x)
+    band = selection.extrapolation_band(config, x)
     assert len(band) == 25
     outside = np.setdiff1d(np.arange(100), band)
     assert x[band].max(axis=1).min() >= x[outside].max(axis=1).max()  # big domain beyond 10 on both axes
     below = StudyConfig(small_domain=(10.0, 20.0), big_domain=(0.0, 20.0)).validate()  # unmeasured below
     shifted = x + 10
-    band = strategies.extrapolation_band(below, shifted)
+    band = selection.extrapolation_band(below, shifted)
     assert shifted[band].min(axis=1).max() <= shifted[np.setdiff1d(np.arange(100), band)].min(axis=1).min()
 
 
@@ -247,7 +245,7 @@ def test_l2_sp_extrapolation_trains_with_the_alpha_its_held_out_band_chose(study
         assert record["l2_sp_alphas"] == [0.01, 30.0] and len(curve) == 2 == len(errors) == len(paired)
         assert (errors > 0).all() and record["l2_sp_choice"] == config.l2_sp_choice == "paired_standard_error"
         assert paired[np.argmin(curve)] == 0 and paired.max() > 0  # the lowest against itself; the other not
-        check = strategies.HeldOutAlphas((0.01, 30.0), curve, errors, paired)
+        check = selection.HeldOutAlphas((0.01, 30.0), curve, errors, paired)
         assert record["l2_sp_alpha"] == check.chosen(config.l2_sp_choice)
         # The final model is l2_sp at the chosen alpha: where that is l2_sp_alpha (0.01), the
         # same weights bit for bit (same start, same minibatch order); at 30 not.
@@ -259,14 +257,14 @@ def test_l2_sp_extrapolation_trains_with_the_alpha_its_held_out_band_chose(study
 
 def test_the_standard_error_rules_take_the_strongest_pull_the_held_out_band_cannot_tell_from_the_best():
     mse = np.array([1.0, 0.9, 0.97, 1.2, 1.5])
-    check = strategies.HeldOutAlphas((0.001, 0.01, 0.1, 1.0, 10.0), mse, np.full(5, 0.08),
+    check = selection.HeldOutAlphas((0.001, 0.01, 0.1, 1.0, 10.0), mse, np.full(5, 0.08),
                                      np.array([0.05, 0.0, 0.03, 0.35, 0.1]))
     assert check.chosen("lowest") == 0.01
     assert check.chosen("one_standard_error") == 0.1  # 0.97 <= 0.9 + 0.08; 1.2 and 1.5 are not
     assert check.chosen("paired_standard_error") == 1.0  # 1.2 - 0.9 <= 0.35, its own paired error
-    sure = strategies.HeldOutAlphas(check.alphas, mse, np.zeros(5), np.zeros(5))
+    sure = selection.HeldOutAlphas(check.alphas, mse, np.zeros(5), np.zeros(5))
     assert sure.chosen("one_standard_error") == sure.chosen("paired_standard_error") == 0.01
-    unsure = strategies.HeldOutAlphas(check.alphas, mse, np.full(5, 0.6), np.full(5, 0.6))
+    unsure = selection.HeldOutAlphas(check.alphas, mse, np.full(5, 0.6), np.full(5, 0.6))
     assert unsure.chosen("one_standard_error") == unsure.chosen("paired_standard_error") == 10.0
     with pytest.raises(ValueError, match="l2_sp_choice='best'"):
         check.chosen("best")
@@ -281,8 +279,8 @@ def test_the_held_out_check_scores_each_alpha_on_the_band_with_its_standard_erro
     y = rng.normal(size=(40, 2)).astype(np.float32)
     net = models.build_mlp(config.network.in_network_units(), seed=1)
     plan = strategies.StackPlan([strategies.Prepared(net, x, y)] * 2, [0, 1], [5, 6], epochs=0, first_epoch=0)
-    checks = strategies.held_out_alphas(config, plan)
-    band = strategies.extrapolation_band(config, x)
+    checks = selection.held_out_alphas(config, plan)
+    band = selection.extrapolation_band(config, x)
     squared = np.mean((np.asarray(net(x[band])) - y[band]) ** 2, axis=1)
     for check in checks:
         np.testing.assert_allclose(check.mse, [squared.mean()] * 2, rtol=1e-5)
@@ -296,7 +294,7 @@ def test_wise_ft_is_the_cross_validated_mix_of_pretrained_and_fine_tuned_weights
     record = _record(run_dir, "wise_ft", seed=1)
     curve = record["wise_ft_cv_mse"]
     assert len(curve) == 11 == len(record["wise_ft_eval_l1"])
-    assert record["wise_ft_mix"] == strategies.WISE_FT_MIXES[int(np.argmin(curve))]
+    assert record["wise_ft_mix"] == selection.WISE_FT_MIXES[int(np.argmin(curve))]
     a = record["wise_ft_mix"]
     pretrained = load_model(run_dir.model_path(Member("pretrain", "synthetic", 300, 1))).get_weights()
     fine_tuned = load_model(run_dir.model_path(Member("transfer", "hill2", 20, 1))).get_weights()

@@ -28,7 +28,7 @@ TRANSFER_STRATEGIES = ("fine_tune_all", "l2_sp", "l2_sp_extrapolation", "lp_ft",
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "softplus", "swish", "linear")
 MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit in memory anyway
 MAX_EPOCHS = 1_000_000
-# How l2_sp_extrapolation picks alpha from the held-out MSEs (strategies.HeldOutAlphas.chosen).
+# How l2_sp_extrapolation picks alpha from the held-out MSEs (selection.HeldOutAlphas.chosen).
 L2_SP_CHOICES = ("paired_standard_error", "one_standard_error", "lowest")
 
 

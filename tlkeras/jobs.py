@@ -31,7 +31,8 @@ from tlkeras.persistence import ModelFileError
 from tlkeras.rundir import RunDir
 from tlkeras.measurements import MEASURED, fold_index, heldout_rows, is_measured
 from tlkeras.systems import system_function, system_name
-from tlkeras.strategies import WISE_FT_MIXES, mix, strategy_of_arm
+from tlkeras.selection import WISE_FT_MIXES, mix
+from tlkeras.strategies import strategy_of_arm
 from tlkeras.training import (
     PRETRAIN, Member, StackJob, TrainedStack, needs_pretrained, prepare, pretrained_member, train_job,
 )
