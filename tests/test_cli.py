@@ -176,6 +176,9 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_p
     assert not np.allclose(grids[""][:, 2:], grids["residual"][:, 2:])  # two different ensembles
     wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=transfer")
     assert wrong.returncode == 2 and "--arm='transfer' is not allowed" in wrong.stderr
+    refused = tlkeras(*FIT, f"--out={tmp_path / 'never'}", "--strategies=l2_sp,bogus")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--strategies" in refused.stderr
+    assert not (tmp_path / "never").exists()
 
 
 def test_an_out_folder_holding_a_model_is_refused_unless_overwrite(fitted, tmp_path):
