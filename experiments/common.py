@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO))  # `python experiments/exp1.py` from a checkout, n
 from absl import flags  # noqa: E402
 
 import backend_flags  # noqa: E402
+import strategy_flags  # noqa: E402
 from tlkeras import config as study_config  # noqa: E402
 from tlkeras import faults, folders, interrupts, user_config  # noqa: E402
 
@@ -122,38 +123,7 @@ def define_protocol_flags(volumes_default: list[str] | None,
         ["epochs", "pretrain_epochs"], lambda v: v["pretrain_epochs"] < v["epochs"],
         message="--pretrain_epochs must be smaller than --epochs (fine-tuning needs at least one epoch)",
     )
-    strategies = study_config.TRANSFER_STRATEGIES
-    flags.DEFINE_list("strategies", list(strategies_default),
-                      f"How the transfer arm uses the simple model, one arm each: {', '.join(strategies)} "
-                      "(README: Transfer strategies).")
-    flags.register_validator(
-        "strategies", lambda v: bool(v) and set(v) <= set(strategies) and len(set(v)) == len(v),
-        message=f"--strategies takes distinct names from {', '.join(strategies)}, comma-separated")
-    flags.DEFINE_float("l2_sp_alpha", defaults.l2_sp_alpha, "l2_sp: weight alpha of alpha/2 ||w - w_pretrained||^2.",
-                       lower_bound=0.0)
-    flags.DEFINE_list("l2_sp_alphas", [repr(a) for a in defaults.l2_sp_alphas],
-                      "l2_sp_extrapolation: the alphas it chooses from, per model, by the MSE on the held-out "
-                      "measured pairs nearest the unmeasured domain (--l2_sp_holdout).")
-    _floats("l2_sp_alphas", minimum=0)
-    flags.DEFINE_float("l2_sp_holdout", defaults.l2_sp_holdout,
-                       "l2_sp_extrapolation: the share of the measured pairs held out to choose alpha, those "
-                       "nearest the unmeasured part of --big_domain.", lower_bound=0.01, upper_bound=0.99)
-    flags.DEFINE_enum("l2_sp_choice", defaults.l2_sp_choice, study_config.L2_SP_CHOICES,
-                      "l2_sp_extrapolation: how alpha is chosen from the held-out MSEs: the largest alpha within "
-                      "one standard error of the lowest, of their paired difference (paired_standard_error) or "
-                      "of the lowest MSE (one_standard_error); or the lowest (lowest).")
-    flags.DEFINE_float("lp_ft_rate_factor", defaults.lp_ft_rate_factor,
-                       "lp_ft: the fine-tuning learning rate is --learning_rate times this.", lower_bound=1e-12)
-    flags.DEFINE_integer("freeze_layers", defaults.freeze_layers,
-                         "freeze_k: hidden layers kept as pretrained, counted from the input.",
-                         lower_bound=0, upper_bound=64)
-    flags.DEFINE_integer("wise_ft_folds", defaults.wise_ft_folds,
-                         "wise_ft: k of the k-fold cross-validation that picks the mix.", lower_bound=2, upper_bound=100)
-    flags.DEFINE_integer("multi_fidelity_iterations", defaults.multi_fidelity_iterations,
-                         "multi_fidelity: full-batch Adam steps (MfNN's protocol).",
-                         lower_bound=1, upper_bound=study_config.MAX_EPOCHS)
-    flags.DEFINE_float("multi_fidelity_l2", defaults.multi_fidelity_l2,
-                       "multi_fidelity: lambda of lambda ||W||^2 on the nonlinear branch's kernels.", lower_bound=0.0)
+    strategy_flags.define_strategy_flags(strategies_default)
     flags.DEFINE_integer("evaluations", defaults.evaluations,
                          "Evaluations of every model during its training (TensorBoard's eval curves); 0: at the end only.",
                          lower_bound=0, upper_bound=10_000)
@@ -161,8 +131,7 @@ def define_protocol_flags(volumes_default: list[str] | None,
                          lower_bound=1, upper_bound=study_config.MAX_SAMPLES)
     flags.DEFINE_integer("eval_seed", defaults.eval_seed, "Seed of the evaluation points.", lower_bound=0)
     # How and where to run.
-    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate", "l2_sp_alpha", "lp_ft_rate_factor",
-                 "multi_fidelity_l2"):
+    for name in ("y_tot", "real_noise", "synthetic_noise", "learning_rate"):
         _finite(name)
     flags.DEFINE_string("logdir", str(REPO / "logs"), "Root of the run directories.")
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).")
@@ -210,12 +179,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             width=FLAGS.width, depth=FLAGS.depth, activation=FLAGS.activation,
             learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
             pretrain_epochs=FLAGS.pretrain_epochs, eval_points=FLAGS.eval_points, eval_seed=FLAGS.eval_seed,
-            num_inputs=FLAGS.num_inputs, transfer_strategy=tuple(FLAGS.strategies),
-            l2_sp_alpha=FLAGS.l2_sp_alpha, l2_sp_alphas=tuple(float(a) for a in FLAGS.l2_sp_alphas),
-            l2_sp_holdout=FLAGS.l2_sp_holdout, l2_sp_choice=FLAGS.l2_sp_choice,
-            lp_ft_rate_factor=FLAGS.lp_ft_rate_factor,
-            freeze_layers=FLAGS.freeze_layers, wise_ft_folds=FLAGS.wise_ft_folds, evaluations=FLAGS.evaluations,
-            multi_fidelity_iterations=FLAGS.multi_fidelity_iterations, multi_fidelity_l2=FLAGS.multi_fidelity_l2,
+            num_inputs=FLAGS.num_inputs, evaluations=FLAGS.evaluations, **strategy_flags.strategy_settings(FLAGS),
         )
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).

@@ -22,6 +22,7 @@ from pathlib import Path
 from absl import flags
 
 from backend_flags import connect_backend, define_backend_flags
+from strategy_flags import define_strategy_flags, strategy_settings
 from tlkeras import config as study_config
 from tlkeras import folders, interrupts
 from tlkeras.domains import Domain
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     values = flags.FlagValues()
     define(values)
     if any(a in ("-h", "--help", "--helpfull") for a in rest):
-        print(f"usage: tlkeras {command} [--flags]\n\n" + values.module_help(__name__) + "\n"
-              + values.module_help("backend_flags"))
+        print(f"usage: tlkeras {command} [--flags]\n\n" + "\n".join(
+            values.module_help(module) for module in (__name__, "strategy_flags", "backend_flags")
+            if values.get_key_flags_for_module(module)))
         sys.exit(0)
     try:
         extra = values([f"tlkeras {command}", *rest])
@@ -112,14 +114,7 @@ def _define_fit(v: flags.FlagValues) -> None:
     flags.DEFINE_integer("batch_size", d.batch_size, "Minibatch size.", lower_bound=1, upper_bound=65536,
                          flag_values=v)
     define_backend_flags(v)
-    strategies = study_config.TRANSFER_STRATEGIES
-    flags.DEFINE_list("strategies", ["fine_tune_all"],
-                      f"How the simple model is used, one ensemble each, the first the default one: "
-                      f"{', '.join(strategies)} (README: Transfer strategies). fine_tune_all's ensemble is "
-                      "called transfer.", flag_values=v)
-    flags.register_validator(
-        "strategies", lambda raw: bool(raw) and set(raw) <= set(strategies) and len(set(raw)) == len(raw),
-        message=f"--strategies takes distinct names from {', '.join(strategies)}, comma-separated", flag_values=v)
+    define_strategy_flags(("fine_tune_all",), v)
     flags.DEFINE_boolean("cache", True, "Reuse pretrained models from --cache_dir.", flag_values=v)
     flags.DEFINE_string("cache_dir", None, "Pretraining cache (default: ~/.cache/tlkeras).", flag_values=v)
     for name in ("simple", "domain", "measurements", "inputs", "outputs", "out"):
@@ -169,7 +164,7 @@ def _run_fit(v: flags.FlagValues) -> None:
             seeds=tuple(int(s) for s in v.seeds), epochs=v.epochs, pretrain_epochs=v.pretrain_epochs,
             pretrain_size=v.pretrain_size, synthetic_noise=v.synthetic_noise, width=v.width, depth=v.depth,
             activation=v.activation, learning_rate=v.learning_rate, batch_size=v.batch_size,
-            transfer_strategy=tuple(v.strategies),
+            **strategy_settings(v),
         )
         parent = out.resolve().parent
         folders.check_writable(parent, "--out", folders.estimated_run_bytes(config))
@@ -219,6 +214,9 @@ def _flag_style(message: str) -> str:
     renamed = {"simple_system": "simple", "big_domain": "domain"}
     if field in renamed:
         return "--" + renamed[field] + message[len(field):]
+    if field == "volumes":  # a fit's one volume is the number of measurement rows
+        rows, _, allowed = message[len(field) + 1:].partition(" is not allowed: expected ")
+        return f"--measurements has {rows} rows, too few: expected {allowed}"
     if field.isidentifier() and field in ("seeds", "epochs", "pretrain_epochs", "pretrain_size", "folds", "width",
                                           "depth", "batch_size", "learning_rate", "synthetic_noise"):
         return "--" + message

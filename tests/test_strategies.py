@@ -1,5 +1,6 @@
 """Transfer strategies: the engine's per-member regimes, and every strategy through a real study."""
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -13,7 +14,7 @@ from tlkeras import engine, models, selection, strategies
 from tlkeras.config import TRANSFER_STRATEGIES, ConfigError, StudyConfig
 from tlkeras.options import SweepOptions
 from tlkeras.persistence import load_model
-from tlkeras.rundir import RunDir
+from tlkeras.rundir import RunDir, RunDirError
 from tlkeras.study import run_study
 from tlkeras.training import Member
 
@@ -180,12 +181,28 @@ def test_strategy_settings_out_of_range_are_one_line_errors():
                               (dict(transfer_strategy=("l2_sp_extrapolation",), volumes=(1,)), "volumes=1"),
                               (dict(l2_sp_holdout=1.0), "l2_sp_holdout=1.0"),
                               (dict(l2_sp_choice="best"), "l2_sp_choice='best'"),
+                              (dict(measurements="plate.csv", systems=("measurements",), volumes=(12,), folds=5,
+                                    arms=("transfer", "baseline"), num_inputs=2, num_outputs=2, measurement_inputs=("a", "b"),
+                                    measurement_outputs=("c", "d"), transfer_strategy=("wise_ft",)),
+                               "folds=5"),  # fold sets of 9 rows
                               (dict(evaluations=-1), "evaluations=-1")):
         with pytest.raises(ConfigError, match="^" + re.escape(needle)) as error:
             StudyConfig(**overrides).validate()
         assert "\n" not in str(error.value)
     assert StudyConfig.from_json(json.dumps({"transfer_strategy": "fine_tune_all"})).transfer_strategy == (
         "fine_tune_all",)  # a run from before strategies were a list
+    # a run from before l2_sp_choice chose the lowest held-out MSE: its config means that still
+    assert StudyConfig.from_json(json.dumps({"l2_sp_alphas": [0.1, 1.0]})).l2_sp_choice == "lowest"
+
+
+def test_a_run_recorded_before_l2_sp_choice_resumes_only_with_the_rule_it_used(tmp_path):
+    config = StudyConfig(transfer_strategy=("l2_sp_extrapolation",)).validate()
+    recorded = json.loads(config.to_json())
+    del recorded["l2_sp_choice"]
+    (tmp_path / "config.json").write_text(json.dumps(recorded))
+    RunDir(tmp_path).check_resumable(dataclasses.replace(config, l2_sp_choice="lowest"))
+    with pytest.raises(RunDirError, match="l2_sp_choice: recorded 'lowest', now 'paired_standard_error'"):
+        RunDir(tmp_path).check_resumable(config)
 
 
 # Every strategy through one real (tiny) study --------------------------------------------------
@@ -268,6 +285,11 @@ def test_the_standard_error_rules_take_the_strongest_pull_the_held_out_band_cann
     assert unsure.chosen("one_standard_error") == unsure.chosen("paired_standard_error") == 10.0
     with pytest.raises(ValueError, match="l2_sp_choice='best'"):
         check.chosen("best")
+    diverged = selection.HeldOutAlphas(check.alphas, np.array([1.0, np.nan, 0.97, np.inf, 1.5]), np.full(5, 0.08),
+                                       np.array([0.05, np.nan, 0.0, np.nan, 0.1]))
+    assert diverged.chosen("lowest") == 0.1 and diverged.chosen("paired_standard_error") == 0.1
+    with pytest.raises(ArithmeticError, match="every alpha"):
+        selection.HeldOutAlphas((0.1, 1.0), np.full(2, np.nan), np.zeros(2), np.zeros(2)).chosen("lowest")
 
 
 def test_the_held_out_check_scores_each_alpha_on_the_band_with_its_standard_error():

@@ -30,6 +30,9 @@ MAX_SAMPLES = 10_000_000  # per set and member; beyond this a run would not fit 
 MAX_EPOCHS = 1_000_000
 # How l2_sp_extrapolation picks alpha from the held-out MSEs (selection.HeldOutAlphas.chosen).
 L2_SP_CHOICES = ("paired_standard_error", "one_standard_error", "lowest")
+# Fields added after runs were recorded with other behaviour: what a config.json without the field
+# meant (runs before l2_sp_choice chose the lowest MSE). Other missing fields take their defaults.
+RECORDED_BEFORE = {"l2_sp_choice": "lowest"}
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class StudyConfig:
     # How the simple model is used: one arm per strategy (fine_tune_all's arm is "transfer").
     transfer_strategy: tuple[str, ...] = ("fine_tune_all",)
     l2_sp_alpha: float = 0.01  # l2_sp: weight of the pull towards the pretrained weights
-    # l2_sp_extrapolation: the alphas it chooses from, by how well each extrapolates (strategies.py)
+    # l2_sp_extrapolation: the alphas it chooses from, by how well each extrapolates (selection.py)
     l2_sp_alphas: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
     l2_sp_holdout: float = 0.25  # ... held out: this share of the pairs, nearest the unmeasured domain
     l2_sp_choice: str = "paired_standard_error"  # ... and the rule that chooses (L2_SP_CHOICES)
@@ -250,6 +253,7 @@ class StudyConfig:
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
         if isinstance(values.get("transfer_strategy"), str):  # runs before strategies were a list
             values["transfer_strategy"] = (values["transfer_strategy"],)
+        values = {**RECORDED_BEFORE, **values}
         return StudyConfig(**values).validate()
 
     # Validation ----------------------------------------------------------------------------
@@ -310,6 +314,7 @@ class StudyConfig:
             _require(arm in ARMS, "arms", arm, f"one of {', '.join(ARMS)}")
         self._validate_measurements()
         self._validate_normalisation()
+        self._validate_strategy_pairs()
         return self
 
     def _validate_strategies(self) -> None:
@@ -333,15 +338,29 @@ class StudyConfig:
         if "freeze_k" in self.transfer_strategy:
             _require(self.freeze_layers <= self.depth, "freeze_layers", self.freeze_layers,
                      f"at most depth ({self.depth}) hidden layers")
-        if "wise_ft" in self.transfer_strategy and "transfer" in self.arms:
-            smallest = min(self.volumes)
-            _require(smallest >= 2 * self.wise_ft_folds, "volumes", smallest,
-                     f"at least 2 x wise_ft_folds = {2 * self.wise_ft_folds} pairs for wise_ft's cross-validation")
-        if "l2_sp_extrapolation" in self.transfer_strategy and "transfer" in self.arms:
-            smallest = min(self.volumes)
+
+    def _validate_strategy_pairs(self) -> None:
+        """Enough real pairs in every training set for the strategies that hold some out (after
+        volumes, folds and arms are known to be valid)."""
+        if "transfer" not in self.arms:
+            return
+        smallest, name, value = self._smallest_training_set()
+        of = "" if name == "volumes" else f" (the smallest training set has {smallest} pairs)"
+        if "wise_ft" in self.transfer_strategy:
+            _require(smallest >= 2 * self.wise_ft_folds, name, value,
+                     f"at least 2 x wise_ft_folds = {2 * self.wise_ft_folds} pairs for wise_ft's cross-validation{of}")
+        if "l2_sp_extrapolation" in self.transfer_strategy:
             _require(round(smallest * self.l2_sp_holdout) >= 1 and round(smallest * (1 - self.l2_sp_holdout)) >= 1,
-                     "volumes", smallest, f"enough pairs for l2_sp_extrapolation to hold out {self.l2_sp_holdout} "
-                     "of them and train on the rest")
+                     name, value, f"enough pairs for l2_sp_extrapolation to hold out {self.l2_sp_holdout} "
+                     f"of them and train on the rest{of}")
+
+    def _smallest_training_set(self) -> tuple[int, str, Any]:
+        """The fewest real pairs a member trains on, and the field (and its value) that sets it:
+        the smallest volume, or with measurements in k folds the rows less the largest fold."""
+        if self.measurements and self.folds:
+            rows = self.volumes[0]
+            return rows - -(-rows // self.folds), "folds", self.folds
+        return min(self.volumes), "volumes", min(self.volumes)
 
     def _validate_systems(self) -> None:
         _nonempty_unique("systems", self.systems)

@@ -49,7 +49,7 @@ class Ensemble:
 
     @staticmethod
     def load(folder: str | Path, arm: str | None = None) -> "Ensemble":
-        """The ensemble of `arm` (default: the manifest's, transfer) in a fitted model folder."""
+        """The ensemble of `arm` (default: the manifest's, the fit's first strategy) in a fitted model folder."""
         folder = Path(folder)
         manifest = read_manifest(folder)
         arm = arm or manifest["default_arm"]

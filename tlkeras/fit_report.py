@@ -7,7 +7,7 @@ errors are pooled over all rows, and the *ensemble* prediction of a row is the m
 of those held-out predictions. CV measures the error where the lab measured; outside that region
 nothing was measured, and only the ensemble's spread (and README's coverage measurements) speak.
 
-The measurement-noise estimate per output is the RMSE of the transfer ensemble's held-out
+The measurement-noise estimate per output and arm is the RMSE of that arm's ensemble's held-out
 predictions: measurement noise plus model error, so it errs on the side of wider intervals.
 """
 
@@ -24,6 +24,7 @@ from tlkeras.ensemble import Ensemble, grid_points
 from tlkeras.fitting import MANIFEST
 from tlkeras.measurements import MEASURED, fold_index, of_config
 from tlkeras.rundir import RunDir
+from tlkeras.strategies import strategy_of_arm
 from tlkeras.training import PRETRAIN
 
 SLICE_POINTS = 121
@@ -120,9 +121,10 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
         "- domain: " + ", ".join(f"{n} {a:g}..{b:g}" for n, (a, b) in zip(manifest["inputs"], manifest["domain"])),
         "- measured region: " + ", ".join(f"{n} {a:g}..{b:g}" for n, (a, b) in
                                           zip(manifest["inputs"], manifest["measured_region"])),
-        f"- seeds {', '.join(map(str, config.seeds))} (one member per seed and arm); {config.pretrain_epochs} "
-        f"pretraining epochs on {config.pretrain_size} points of the simple model, {config.finetune_epochs} "
-        f"fine-tuning epochs ({', '.join(config.strategy_arms())}), {config.epochs} epochs (baseline)",
+        f"- seeds {', '.join(map(str, config.seeds))} (one member per seed and arm)"
+        + (f"; {config.pretrain_epochs} pretraining epochs on {config.pretrain_size} points of the simple model"
+           if config.needs_pretraining else ""),
+        "- training: " + "; ".join(_training_line(config, arm) for arm in config.trained_arms()),
         "",
     ]
     if any(cv.values()):
@@ -173,6 +175,15 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
               "    tlkeras evaluate --model=<this folder> --measurements=new_rows.csv",
               "    tensorboard --logdir <this folder>/tensorboard", ""]
     return "\n".join(lines)
+
+
+def _training_line(config: StudyConfig, arm: str) -> str:
+    strategy = strategy_of_arm(arm)
+    if strategy is None:
+        return f"{arm} {config.epochs} epochs from scratch"
+    epochs, _ = strategy.epochs(config)
+    start = "from the pretrained model" if strategy.needs_pretraining else "from scratch, with g"
+    return f"{arm} {epochs} {strategy.epoch_unit} {start}"
 
 
 def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path) -> dict[str, Path]:

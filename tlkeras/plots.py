@@ -20,6 +20,14 @@ import numpy as np  # noqa: E402
 ARM_COLORS = {"transfer": "tab:blue", "baseline": "tab:orange", "oracle": "tab:green"}
 
 
+def arm_colors(arms: Sequence[str]) -> dict[str, object]:
+    """A colour per arm: transfer, baseline and oracle keep theirs in every figure, the other
+    strategies take tab10's remaining colours in order (not grey, kept for reference lines)."""
+    others = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i not in (0, 1, 2, 7)]
+    extra = [arm for arm in arms if arm not in ARM_COLORS]
+    return {arm: ARM_COLORS.get(arm) or others[extra.index(arm) % len(others)] for arm in arms}
+
+
 def plot_surfaces(
     path: Path,
     grid_axes: Sequence[np.ndarray],
@@ -123,8 +131,9 @@ def plot_slices(
         for row, name in enumerate(outputs):
             axis = axes[row, col]
             axis.axvspan(region[col, 0], region[col, 1], color="0.9", label="measured range")
+            colors = arm_colors(list(by_arm))
             for arm, (mean, sd) in by_arm.items():
-                color = ARM_COLORS.get(arm)
+                color = colors[arm]
                 axis.plot(axis_values, mean[:, row], color=color, label=f"{arm} mean")
                 axis.fill_between(axis_values, mean[:, row] - 2 * sd[:, row], mean[:, row] + 2 * sd[:, row],
                                   color=color, alpha=0.25, label=f"{arm} ± 2 sd")

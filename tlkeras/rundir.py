@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tlkeras import faults
-from tlkeras.config import StudyConfig
+from tlkeras.config import RECORDED_BEFORE, StudyConfig
 from tlkeras.persistence import Staging
 from tlkeras.training import Member
 
@@ -113,8 +113,8 @@ class RunDir:
         recorded = json.loads(recorded_path.read_text())
         current = json.loads(config.to_json())
         defaults = json.loads(StudyConfig().to_json())
-        for key in set(current) - set(recorded):  # a field newer than the run: its default then
-            recorded[key] = defaults[key]
+        for key in set(current) - set(recorded):  # a field newer than the run: what the run did
+            recorded[key] = RECORDED_BEFORE.get(key, defaults[key])
         differences = [
             f"{key}: recorded {recorded.get(key)!r}, now {current.get(key)!r}"
             for key in sorted(set(recorded) | set(current))

@@ -80,16 +80,19 @@ class HeldOutAlphas:
           of Statistical Learning, 2nd ed., sec. 7.10); unpaired, so it forgives more;
         - "lowest": the alpha of the lowest MSE.
         """
-        best = int(np.argmin(self.mse))
+        if rule not in L2_SP_CHOICES:
+            raise ValueError(f"l2_sp_choice={rule!r} is not allowed: expected one of {', '.join(L2_SP_CHOICES)}")
+        finite = np.isfinite(self.mse)  # a check model that diverged is never chosen
+        if not finite.any():
+            raise ArithmeticError(f"l2_sp_extrapolation: every alpha of {', '.join(map(str, self.alphas))} "
+                                  "diverged on the held-out pairs; lower --learning_rate or the alphas")
+        best = int(np.argmin(np.where(finite, self.mse, np.inf)))
         if rule == "lowest":
             return self.alphas[best]
-        if rule == "paired_standard_error":
-            margin = self.paired_standard_error
-        elif rule == "one_standard_error":
-            margin = np.full(len(self.alphas), self.standard_error[best])
-        else:
-            raise ValueError(f"l2_sp_choice={rule!r} is not allowed: expected one of {', '.join(L2_SP_CHOICES)}")
-        return max(a for a, excess, allowed in zip(self.alphas, self.mse - self.mse[best], margin) if excess <= allowed)
+        margin = self.paired_standard_error if rule == "paired_standard_error" else \
+            np.full(len(self.alphas), self.standard_error[best])
+        return max(a for a, excess, allowed, ok in zip(self.alphas, self.mse - self.mse[best], margin, finite)
+                   if ok and excess <= allowed)
 
 
 def held_out_alphas(config: StudyConfig, plan: StackPlan) -> list[HeldOutAlphas]:
@@ -117,8 +120,9 @@ def held_out_alphas(config: StudyConfig, plan: StackPlan) -> list[HeldOutAlphas]
         rows = range(m * len(alphas), (m + 1) * len(alphas))
         # squared error per band point, averaged over the outputs: [alphas, points]
         errors = np.stack([np.mean((predictions[i] - prepared[m].y[bands[m]]) ** 2, axis=1) for i in rows])
-        differences = errors - errors[int(np.argmin(errors.mean(axis=1)))]
-        checks.append(HeldOutAlphas(alphas, errors.mean(axis=1), _standard_error(errors), _standard_error(differences)))
+        mse = errors.mean(axis=1)
+        differences = errors - errors[int(np.argmin(np.where(np.isfinite(mse), mse, np.inf)))]
+        checks.append(HeldOutAlphas(alphas, mse, _standard_error(errors), _standard_error(differences)))
     return checks
 
 

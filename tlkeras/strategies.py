@@ -83,6 +83,7 @@ class Strategy:
     needs_pretraining = True
     continues_pretraining = True  # trains `finetune_epochs` on from the pretrained weights
     saves_plain_net = False  # residual and g_feature: also a `.net.keras` plain Keras loads
+    epoch_unit = "epochs"  # what `epochs` counts
 
     @property
     def arm(self) -> str:
@@ -165,8 +166,8 @@ class L2SP(Strategy):
 class L2SPExtrapolation(L2SP):
     """l2_sp with each model's alpha chosen from `l2_sp_alphas` by how well it extrapolates: the
     share `l2_sp_holdout` (a quarter) of the measured pairs nearest the unmeasured part of the
-    big domain is held out, a model per alpha is fine-tuned on the rest, and the alpha with the
-    largest alpha whose held-out MSE the band cannot tell from the lowest (within one standard
+    big domain is held out, a model per alpha is fine-tuned on the rest, and the largest alpha
+    whose held-out MSE the band cannot tell from the lowest (within one standard
     error of their paired difference; `l2_sp_choice`, `HeldOutAlphas.chosen`) trains the final
     model on every pair."""
 
@@ -288,6 +289,7 @@ class MultiFidelity(Strategy):
 
     name = "multi_fidelity"
     continues_pretraining = False
+    epoch_unit = "full-batch steps"
     depth = 2  # the nonlinear branch's hidden layers (MfNN's 2 x 10)
 
     def network(self, config):
