@@ -167,7 +167,7 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_p
     chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
     assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)
     grids = {}
-    for arm in ("", "residual", "baseline"):  # residual's members evaluate g inside the model
+    for arm in ("", "residual"):  # residual's members evaluate g inside the model
         path = tmp_path / f"grid_{arm or 'default'}.csv"
         run = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={path}", *([f"--arm={arm}"] if arm else []))
         assert run.returncode == 0, run.stderr
