@@ -166,14 +166,14 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_p
     members = json.loads((out / "results.json").read_text())["members"]
     chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
     assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)
-    grids = {}
-    for arm in ("", "residual"):  # residual's members evaluate g inside the model
-        path = tmp_path / f"grid_{arm or 'default'}.csv"
-        run = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={path}", *([f"--arm={arm}"] if arm else []))
-        assert run.returncode == 0, run.stderr
-        grids[arm] = np.loadtxt(path, delimiter=",", skiprows=1)
-    assert all(np.isfinite(g).all() and g.shape == (9, 6) for g in grids.values())
-    assert not np.allclose(grids[""][:, 2:], grids["residual"][:, 2:])  # two different ensembles
+    from tlkeras.ensemble import Ensemble  # what `tlkeras predict` loads (its CLI: the tests above)
+
+    grid = np.array([[a, b] for a in (0, 50, 100) for b in (0, 500, 1000)], np.float64)
+    default, residual = Ensemble.load(out), Ensemble.load(out, "residual")  # residual's carry g inside
+    means = {e.arm: e.predict(grid)[0] for e in (default, residual)}
+    assert set(means) == {"l2_sp_extrapolation", "residual"}
+    assert all(np.isfinite(m).all() and m.shape == (9, 2) for m in means.values())
+    assert not np.allclose(means["l2_sp_extrapolation"], means["residual"])  # two different ensembles
     wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=transfer")
     assert wrong.returncode == 2 and "--arm='transfer' is not allowed" in wrong.stderr
     refused = tlkeras(*FIT, f"--out={tmp_path / 'never'}", "--strategies=l2_sp,bogus")
