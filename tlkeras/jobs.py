@@ -126,6 +126,7 @@ class JobExecutor:
             x = network.scale_inputs(self.evaluation.x)
             eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
         seconds_per_member = trained.log.seconds / len(job.members)
+        mixes = self._mix_predictions(trained, eval_inputs) if any("wise_ft_mix" in n for n in trained.notes) else None
         outputs = []
         for index, member in enumerate(job.members):
             exported = network if strategy is None else strategy.network(self.config)
@@ -139,28 +140,28 @@ class JobExecutor:
             if member.arm == PRETRAIN and extra:
                 curves_file = json_bytes(extra.pop("eval_curves"))
             extra.update(trained.notes[index])
-            if "wise_ft_mix" in extra:
-                extra.update(wise_ft_eval_l1=self._mix_curve(trained, index, eval_inputs, member))
+            if mixes is not None:
+                extra.update(wise_ft_eval_l1=self._mix_curve(mixes, index, member))
             files = ModelFiles(model=model_bytes(model), losses=npy_bytes(losses), curves=curves_file)
             outputs.append(self._output(member, files, model, predictions, losses, seconds_per_member, inputs,
                                         cached=False, extra=extra, curve=job_curves.member_curve(index),
                                         plain_model=plain))
         return outputs
 
-    def _mix_curve(self, trained: TrainedStack, index: int, eval_inputs: np.ndarray, member: Member) -> list:
+    @staticmethod
+    def _mix_predictions(trained: TrainedStack, eval_inputs: np.ndarray) -> list[np.ndarray]:
+        """wise_ft: every member's predictions (network units) at every mix of WISE_FT_MIXES."""
+        copies = 2 if len(trained.job.members) == 1 else 1
+        return [trained.trainer.predict([tf.constant(w) for w in mix(trained.start, trained.trained, a)],
+                                        np.concatenate([eval_inputs] * copies)) for a in WISE_FT_MIXES]
+
+    def _mix_curve(self, mix_predictions: list[np.ndarray], index: int, member: Member) -> list:
         """wise_ft, for the record only (never used to choose): the evaluation L1 of every mix."""
-        network = self.config.network
         truth = self.evaluation.truth.get(member.system)
         if truth is None:
             return []
-        copies = 2 if len(trained.job.members) == 1 else 1
-        l1 = []
-        for a in WISE_FT_MIXES:
-            params = [tf.constant(w) for w in mix(trained.start, trained.trained, a)]
-            predictions = trained.trainer.predict(params, np.concatenate([eval_inputs] * copies))
-            errors = evaluation.point_errors(network.unscale_outputs(predictions[index]), truth)
-            l1.append(float(errors.mean()))
-        return l1
+        unscale = self.config.network.unscale_outputs
+        return [float(evaluation.point_errors(unscale(p[index]), truth).mean()) for p in mix_predictions]
 
     def _output(self, member: Member, files: ModelFiles, model: keras.Model, predictions: np.ndarray,
                 losses: np.ndarray, seconds: float, inputs: JobInputs, cached: bool, extra: dict | None = None,

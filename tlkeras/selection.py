@@ -14,7 +14,7 @@ the member it stands for would train, from the member's start and in its minibat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -86,7 +86,7 @@ class HeldOutAlphas:
         if not finite.any():
             raise ArithmeticError(f"l2_sp_extrapolation: every alpha of {', '.join(map(str, self.alphas))} "
                                   "diverged on the held-out pairs; lower --learning_rate or the alphas")
-        best = int(np.argmin(np.where(finite, self.mse, np.inf)))
+        best = _lowest(self.mse)
         if rule == "lowest":
             return self.alphas[best]
         margin = self.paired_standard_error if rule == "paired_standard_error" else \
@@ -99,20 +99,13 @@ def held_out_alphas(config: StudyConfig, plan: StackPlan) -> list[HeldOutAlphas]
     """l2_sp_extrapolation's check, per member: every alpha of `config.l2_sp_alphas` fine-tunes
     the member's start on the pairs outside its extrapolation band, as the member's own l2_sp
     would, and predicts the band. One stack of members x alphas."""
-    spec = config.network.in_network_units()
     prepared = plan.prepared
     alphas = tuple(float(a) for a in config.l2_sp_alphas)
     bands = [extrapolation_band(config, p.x) for p in prepared]
-    kept = [np.setdiff1d(np.arange(len(p.x)), band) for p, band in zip(prepared, bands)]
     pairs = [(m, a) for m in range(len(prepared)) for a in alphas]
-    stack = models.build_stack(spec, len(pairs))
-    models.load_members(stack, [prepared[m].net for m, _ in pairs])
-    start = [np.array(v.numpy()) for v in stack.trainable_variables]
-    regime = Regime([config.learning_rate] * len(pairs), anchor_alpha=[a for _, a in pairs], anchor=start)
-    trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime)
-    trainer.fit(np.stack([prepared[m].x[kept[m]] for m, _ in pairs]),
-                np.stack([prepared[m].y[kept[m]] for m, _ in pairs]),
-                plan.epochs, shuffle_seeds=[plan.shuffle_seeds[m] for m, _ in pairs], first_epoch=plan.first_epoch)
+    stack, trainer, _ = _fine_tuned_without(
+        config, plan, [m for m, _ in pairs], [bands[m] for m, _ in pairs],
+        lambda start: Regime([config.learning_rate] * len(pairs), anchor_alpha=[a for _, a in pairs], anchor=start))
     predictions = trainer.predict([v.value for v in stack.trainable_variables],
                                   np.stack([prepared[m].x[bands[m]] for m, _ in pairs]))
     checks = []
@@ -121,9 +114,31 @@ def held_out_alphas(config: StudyConfig, plan: StackPlan) -> list[HeldOutAlphas]
         # squared error per band point, averaged over the outputs: [alphas, points]
         errors = np.stack([np.mean((predictions[i] - prepared[m].y[bands[m]]) ** 2, axis=1) for i in rows])
         mse = errors.mean(axis=1)
-        differences = errors - errors[int(np.argmin(np.where(np.isfinite(mse), mse, np.inf)))]
+        differences = errors - errors[_lowest(mse)]
         checks.append(HeldOutAlphas(alphas, mse, _standard_error(errors), _standard_error(differences)))
     return checks
+
+
+def _fine_tuned_without(config: StudyConfig, plan: StackPlan, owners: Sequence[int], held: Sequence[np.ndarray],
+                        regime_for: Callable[[list[np.ndarray]], Regime] | None = None):
+    """One stack with a model per entry i: member owners[i]'s start, fine-tuned as that member is
+    (its minibatch order, its epochs) on its pairs less the rows held[i]; `regime_for(start)`
+    gives the stack's regime (default: plain fine-tuning). (stack, trainer, start weights)."""
+    prepared = plan.prepared
+    kept = [np.setdiff1d(np.arange(len(prepared[m].x)), rows) for m, rows in zip(owners, held)]
+    stack = models.build_stack(config.network.in_network_units(), len(owners))
+    models.load_members(stack, [prepared[m].net for m in owners])
+    start = [np.array(v.numpy()) for v in stack.trainable_variables]
+    trainer = StackTrainer(stack, config.learning_rate, config.batch_size, regime_for(start) if regime_for else None)
+    trainer.fit(np.stack([prepared[m].x[rows] for m, rows in zip(owners, kept)]),
+                np.stack([prepared[m].y[rows] for m, rows in zip(owners, kept)]),
+                plan.epochs, shuffle_seeds=[plan.shuffle_seeds[m] for m in owners], first_epoch=plan.first_epoch)
+    return stack, trainer, start
+
+
+def _lowest(mse: np.ndarray) -> int:
+    """The index of the lowest finite MSE (a diverged model's is never the lowest)."""
+    return int(np.argmin(np.where(np.isfinite(mse), mse, np.inf)))
 
 
 def _standard_error(values: np.ndarray) -> np.ndarray:
@@ -142,21 +157,13 @@ def cross_validated_mix(config: StudyConfig, plan: StackPlan) -> list[np.ndarray
     """wise_ft's k-fold curve: for each member, the mean held-out MSE (network units) of the mix
     at every a in WISE_FT_MIXES, each fold model fine-tuned as the member is but without its
     fold. [members, len(WISE_FT_MIXES)]."""
-    spec = config.network.in_network_units()
     k = config.wise_ft_folds
     prepared = plan.prepared
     folds = [wise_ft_folds(config, seed, len(p.x)) for p, seed in zip(prepared, plan.seeds)]
     fold_members = [(m, f) for m in range(len(prepared)) for f in range(k)]
-    stack = models.build_stack(spec, len(fold_members))
-    models.load_members(stack, [prepared[m].net for m, _ in fold_members])
-    start = [w.copy() for w in stack.get_weights()]
-    kept = [np.setdiff1d(np.arange(len(prepared[m].x)), folds[m][f]) for m, f in fold_members]
-    trainer = StackTrainer(stack, config.learning_rate, config.batch_size)
-    trainer.fit(np.stack([prepared[m].x[rows] for (m, _), rows in zip(fold_members, kept)]),
-                np.stack([prepared[m].y[rows] for (m, _), rows in zip(fold_members, kept)]),
-                plan.epochs, shuffle_seeds=[plan.shuffle_seeds[m] for m, _ in fold_members],
-                first_epoch=plan.first_epoch)
-    end = stack.get_weights()
+    stack, trainer, start = _fine_tuned_without(config, plan, [m for m, _ in fold_members],
+                                                [folds[m][f] for m, f in fold_members])
+    end = [np.array(v.numpy()) for v in stack.trainable_variables]
     held_x = np.stack([prepared[m].x[folds[m][f]] for m, f in fold_members])  # [K*k, rows, in]
     held_y = np.stack([prepared[m].y[folds[m][f]] for m, f in fold_members])
     curves = np.zeros((len(prepared), len(WISE_FT_MIXES)))
