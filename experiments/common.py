@@ -224,6 +224,29 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
         fail(str(error))
     connect_backend()
     faults.point("driver.startup")
+    processes = start_workers()
+    try:
+        _run_started(experiment, config, logs, resume_dir, cache_dir, module_flags, processes)
+    except BaseException:
+        if processes is not None:
+            processes.kill()
+        raise
+    if processes is not None:
+        processes.close()
+
+
+def start_workers():
+    """The local worker processes, started before this process imports TensorFlow, so that their
+    imports overlap its own (None: Ray, or the jobs run in this process)."""
+    if FLAGS.backend != "local" or FLAGS.workers <= 1:
+        return None
+    from tlkeras.worker import WorkerProcesses
+
+    return WorkerProcesses(FLAGS.workers)
+
+
+def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, cache_dir: Path | None,
+                 module_flags: list[str], processes) -> None:
     from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
 
     tf = import_tensorflow()
@@ -254,7 +277,7 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
     try:
         if resume_dir is None:
             RunDir(run_dir).staging.write_text(run_dir / "flags.txt", flags_text(module_flags))
-        run_study(config, run_dir, options, resume=resume_dir is not None)
+        run_study(config, run_dir, options, resume=resume_dir is not None, processes=processes)
     except (ModelFileError, RunDirError) as error:  # e.g. a corrupt model file met on resume
         fail(f"{error} (run directory: {run_dir})")
     except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C

@@ -175,10 +175,27 @@ def _run_fit(v: flags.FlagValues) -> None:
     error = connect_backend(v.backend, v.ray_address, v.workers)
     if error:
         fail(error)
+    processes = None
+    if v.backend == "local" and v.workers > 1:  # started now: their TensorFlow imports overlap ours
+        from tlkeras.worker import WorkerProcesses
+
+        processes = WorkerProcesses(v.workers)
+    try:
+        _fit_started(v, config, found, out, cache_dir, processes)
+    except BaseException:
+        if processes is not None:
+            processes.kill()
+        raise
+    if processes is not None:
+        processes.close()
+
+
+def _fit_started(v: flags.FlagValues, config, found, out: Path, cache_dir: Path | None, processes) -> None:
     from tlkeras.startup import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")
     from tlkeras.fitting import run_fit
+    from tlkeras.measurements import MeasurementError
     from tlkeras.options import SweepOptions, print_report
     from tlkeras.persistence import ModelFileError
     from tlkeras.sweep import WorkerDied, configure_threads
@@ -196,7 +213,7 @@ def _run_fit(v: flags.FlagValues) -> None:
     flag_lines = "".join(v[name].serialize() + "\n" for name in sorted(v) if v[name].serialize()
                          and name not in ("overwrite", "workers", "cache", "cache_dir", "backend", "ray_address"))
     try:
-        run_fit(config, out, options, flags_text=flag_lines, command=command)
+        run_fit(config, out, options, flags_text=flag_lines, command=command, processes=processes)
     except KeyboardInterrupt:
         fail("interrupted; nothing was written to --out (pretrained models stay in the cache)", 130)
     except (OSError, WorkerDied, ArithmeticError, MeasurementError, ModelFileError, SystemReferenceError) as error:

@@ -1,8 +1,9 @@
 """The Ray backend: a real local Ray (127.0.0.1, two CPUs), never a mock.
 
 A sweep run as Ray tasks must equal conftest's exp1_run (local worker processes) member by member,
-leave the same run directory, survive a Ray worker killed mid-task (Ray retries it), and resume on
-either backend after its driver is killed. As in test_reliability, every fault is placed by
+leave the same run directory, survive a Ray worker killed mid-task (Ray retries it; on a cluster
+started with `ray start`), and resume on either backend after its driver is killed (an embedded
+Ray). As in test_reliability, every fault is placed by
 TLKERAS_FAULT, not raced: the worker that reaches the point stops there and the test kills it.
 """
 
@@ -65,31 +66,6 @@ def _wait_for(path: Path, process: subprocess.Popen, limit: float = 600) -> None
         time.sleep(0.1)
 
 
-def test_a_ray_sweep_with_a_worker_killed_mid_task_equals_the_local_one(exp1_run, tmp_path):
-    """Ray retries the task of the killed worker; every member, loss curve and file is as with
-    local workers, progress lines and the ETA reach the driver's output, Ray's chatter does not."""
-    logdir, faults = tmp_path / "logs", tmp_path / "faults"
-    faults.mkdir()
-    env = dict(os.environ, TLKERAS_FAULT="hold@ray.task.started", TLKERAS_FAULT_DIR=str(faults))
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    driver = subprocess.Popen(
-        [sys.executable, str(REPO / "experiments" / "exp1.py"), *tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    held = faults / "held-ray.task.started"
-    _wait_for(held, driver)
-    worker = int(held.read_text())
-    assert worker != driver.pid
-    os.kill(worker, signal.SIGKILL)  # a Ray worker dies mid-task
-    out, err = driver.communicate(timeout=900)
-    assert driver.returncode == 0, (out[-3000:], err[-3000:])
-    _assert_same_run(only_run_dir(logdir, "exp1"), exp1_run[0])
-    assert "sweep: 6 of 6 jobs done" in out and "ETA" in out
-    assert "start  [pretrain" in out and "done   [baseline" in out  # the workers' lines, relayed
-    # Ray says (once) that it retries the task of the dead worker; nothing else of Ray's is shown.
-    assert "will be retried" in out
-    assert not _ray_chatter(out + err, tmp_path, allowed="(raylet)"), _ray_chatter(out + err, tmp_path, "(raylet)")
-
-
 def _ray_chatter(text: str, tmp_path: Path, allowed: str | None = None) -> list[str]:
     """Lines that mention Ray, other than ours (the run's paths, its flags)."""
     ours = (str(tmp_path), "--backend=ray")
@@ -124,13 +100,18 @@ def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tm
 def ray_cluster(tmp_path):
     """A cluster as Ray's docs start one: `ray get-auth-token --generate`, then `ray start --head`
     (which turns token authentication on when it finds the token, in the home folder of the user
-    who started it); yields (address, environment)."""
+    who started it); yields (address, environment). Its workers hold at their first task (see
+    the test below)."""
     home, tag = tmp_path / "home", uuid.uuid4().hex
     home.mkdir()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = dict(os.environ, HOME=str(home), TLKERAS_TEST_TAG=tag, RAY_USAGE_STATS_ENABLED="0")
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    # The cluster's workers inherit `ray start`'s environment: the first to start a task holds.
+    env = dict(os.environ, HOME=str(home), TLKERAS_TEST_TAG=tag, RAY_USAGE_STATS_ENABLED="0",
+               TLKERAS_FAULT="hold@ray.task.started", TLKERAS_FAULT_DIR=str(faults))
     env.pop("RAY_AUTH_MODE", None)
     generated = subprocess.run(["ray", "get-auth-token", "--generate"], capture_output=True, text=True,
                                env=env, timeout=300)
@@ -150,20 +131,33 @@ def ray_cluster(tmp_path):
                 pass
 
 
-def test_a_sweep_on_a_cluster_started_with_ray_start_given_as_host_port_equals_the_local_one(
-        exp1_run, ray_cluster, tmp_path):
-    """The token `ray start` wrote is sent (Ray itself sends it to `auto` only); with a wrong
-    token, one line and exit status 2 before any work."""
+def test_a_sweep_on_a_cluster_with_a_worker_killed_mid_task_equals_the_local_one(exp1_run, ray_cluster, tmp_path):
+    """A cluster started with `ray start`, given as host:port: the token `ray start` wrote is sent
+    (Ray itself sends it to `auto` only). One of its workers is killed mid-task; Ray retries the
+    task, and every member, loss curve and file is as with local workers; progress lines and the
+    ETA reach the driver's output, Ray's chatter does not. With a wrong token: one line and exit
+    status 2 before any work."""
     address, env = ray_cluster
     logdir = tmp_path / "logs"
     flags = [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray", f"--ray_address={address}"]
-    result = run_driver("exp1.py", flags, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    driver_env = {k: v for k, v in env.items() if k != "TLKERAS_FAULT"}  # the driver runs on
+    driver_env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    driver = subprocess.Popen([sys.executable, str(REPO / "experiments" / "exp1.py"), *flags],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=driver_env, cwd=REPO)
+    held = Path(env["TLKERAS_FAULT_DIR"]) / "held-ray.task.started"
+    _wait_for(held, driver)
+    worker = int(held.read_text())
+    assert worker != driver.pid
+    os.kill(worker, signal.SIGKILL)  # a Ray worker dies mid-task
+    out, err = driver.communicate(timeout=900)
+    assert driver.returncode == 0, (out[-3000:], err[-3000:])
     _assert_same_run(only_run_dir(logdir, "exp1"), exp1_run[0])
-    assert not _ray_chatter(result.stdout + result.stderr, tmp_path), result.stdout + result.stderr
+    assert "sweep: 6 of 6 jobs done" in out and "ETA" in out
+    assert "start  [pretrain" in out and "done   [baseline" in out  # the workers' lines, relayed
+    assert not _ray_chatter(out + err, tmp_path, allowed="(raylet)"), _ray_chatter(out + err, tmp_path, "(raylet)")
 
     refused = run_driver("exp1.py", [*flags, f"--logdir={tmp_path / 'refused'}"],
-                         env=dict(env, RAY_AUTH_TOKEN="0" * 32))
+                         env=dict(driver_env, RAY_AUTH_TOKEN="0" * 32))
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused this machine's authentication token" in lines[0], refused.stderr

@@ -104,9 +104,11 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
                             "or empty folder")
 
 
-def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", command: str = "") -> dict:
+def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", command: str = "",
+            processes=None) -> dict:
     """Train and report the fit that `config` describes into the folder `out` (see the module
-    doc); returns the manifest. `options`: a `SweepOptions`."""
+    doc); returns the manifest. `options`: a `SweepOptions`; `processes`: local workers the caller
+    started (`worker.WorkerProcesses`, closed by the caller)."""
     from tlkeras import environment, tracking
     from tlkeras.fit_report import write_fit_report
     from tlkeras.rundir import RunDir
@@ -137,7 +139,7 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
             directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
                 folder, [name for name, _ in sets] + [config.simple_name],
                 [size for _, size in sets] + [config.pretrain_size]))
-            records = SweepRunner(config, directory, options).run()
+            records = SweepRunner(config, directory, options, processes).run()
             manifest = write_fit_report(directory, config, records, sessions, command, flags_text)
         (building / ".lock").unlink(missing_ok=True)
         if directory.staging.folder.is_dir() and not any(directory.staging.folder.iterdir()):

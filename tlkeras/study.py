@@ -10,6 +10,7 @@ from tlkeras.config import StudyConfig
 from tlkeras.report import write_report
 from tlkeras.rundir import RunDir
 from tlkeras.sweep import SweepOptions, SweepRunner, configure_threads
+from tlkeras.worker import WorkerProcesses
 
 __all__ = ["configure_threads", "run_study"]
 
@@ -19,21 +20,24 @@ def run_study(
     run_dir: Path,
     options: SweepOptions | None = None,
     resume: bool = False,
+    processes: WorkerProcesses | None = None,
 ) -> dict:
     """Train, evaluate and report every cell of `config` into `run_dir` (created by the caller).
 
     With `resume`, the directory must hold a run of the same config; finished members are kept.
     The run directory is locked for this process while it runs (`RunDir.lock`). Returns the
-    content of results.json.
+    content of results.json. `processes`: local workers started earlier by the caller (who closes
+    them); by default the sweep starts and ends its own.
     """
     config.validate()
     options = options or SweepOptions()
     directory = RunDir(run_dir)
     with directory.lock():
-        return _run_locked(config, directory, options, resume)
+        return _run_locked(config, directory, options, resume, processes)
 
 
-def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool) -> dict:
+def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool,
+                processes: WorkerProcesses | None) -> dict:
     if resume:
         directory.check_resumable(config)
     else:
@@ -51,7 +55,7 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
             folder, systems, [*config.volumes, config.oracle_size, config.pretrain_size],
             arms=[*config.trained_arms(), "pretrain"]))
     started = time.perf_counter()
-    records = SweepRunner(config, directory, options).run()
+    records = SweepRunner(config, directory, options, processes).run()
     faults.point("sweep.finished")
     interrupts.check()
     by_arm: dict[str, float] = {}

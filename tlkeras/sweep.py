@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import concurrent.futures as futures
-import multiprocessing
-import os
 import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -53,10 +51,12 @@ class SweepRunner:
     """Plans the jobs of a config, skips what is recorded, and runs the rest on a backend: local
     worker processes (`LocalBackend`) or Ray tasks (`ray_backend.RayBackend`)."""
 
-    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions,
+                 processes: worker.WorkerProcesses | None = None):
         self.config = config
         self.run_dir = run_dir
         self.options = options
+        self.processes = processes  # local workers the caller started (None: started here if needed)
         self.jobs = plan_jobs(config, options.max_members)
 
     def pending_jobs(self) -> list[StackJob]:
@@ -78,7 +78,7 @@ class SweepRunner:
             report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
         if self.options.cache_dir is not None and Path(self.options.cache_dir).is_dir():
             Staging(self.options.cache_dir).sweep()  # leftovers of killed runs; live writers' stay
-        backend = open_backend(self.config, self.run_dir, self.options)
+        backend = open_backend(self.config, self.run_dir, self.options, self.processes)
         workers = backend.workers
         pending = self.balance(pending, workers)
         planned = len(pending)
@@ -152,15 +152,17 @@ class SweepRunner:
 LONG_JOB_WORK = 200_000  # StackJob.work: about 40 s of one core
 
 
-def open_backend(config: StudyConfig, run_dir: RunDir, options: SweepOptions):
-    """Where the jobs run: local worker processes, or Ray tasks (`options.backend`)."""
+def open_backend(config: StudyConfig, run_dir: RunDir, options: SweepOptions,
+                 processes: worker.WorkerProcesses | None = None):
+    """Where the jobs run: local worker processes (`processes` if the caller started them), or
+    Ray tasks (`options.backend`)."""
     if options.backend == "ray":
         from tlkeras.ray_backend import RayBackend
 
         return RayBackend(config, run_dir, options)
     if options.backend != "local":
         raise ValueError(f"backend={options.backend!r}: allowed are {', '.join(BACKENDS)}")
-    return LocalBackend(config, run_dir, options)
+    return LocalBackend(config, run_dir, options, processes)
 
 
 class LocalBackend:
@@ -169,26 +171,27 @@ class LocalBackend:
 
     Worker processes, not threads: measured on 2 cores, two threads in one TensorFlow process
     trained no faster than one, while two processes ran at full speed each. With workers=1 the
-    jobs run in this process.
+    jobs run in this process. Processes started by the caller (`processes`) stay the caller's
+    to close; those started here end with the sweep.
     """
 
-    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions):
+    def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions,
+                 processes: worker.WorkerProcesses | None = None):
+        self.config, self.run_dir, self.options = config, run_dir.path, options
         self.workers = max(1, options.workers)
-        self.pool = None
-        if options.workers <= 1:
-            worker.start(config, run_dir.path, options, driver_pid=None)
+        self.owned = processes is None and options.workers > 1
+        self.processes = worker.WorkerProcesses(options.workers) if self.owned else processes
+        if self.processes is None:
+            worker.start(driver_pid=None)
         else:
-            self.pool = futures.ProcessPoolExecutor(
-                max_workers=options.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=worker.start, initargs=(config, run_dir.path, options, os.getpid()),
-            )
+            self.workers = self.processes.count
 
     def submit(self, job: StackJob) -> futures.Future:
-        if self.pool is None:
+        if self.processes is None:
             future: futures.Future = futures.Future()
-            future.set_result(worker.run(job))
+            future.set_result(worker.run(job, self.config, self.run_dir, self.options))
             return future
-        return self.pool.submit(worker.run, job)
+        return self.processes.submit(job, self.config, self.run_dir, self.options)
 
     def wait(self, handles, timeout: float) -> set:
         done, _ = futures.wait(handles, timeout=timeout, return_when=futures.FIRST_COMPLETED)
@@ -200,15 +203,15 @@ class LocalBackend:
         except BrokenProcessPool:
             interrupts.check()  # killed because of a Ctrl-C: say that, not this
             raise WorkerDied(f"a worker process ended abruptly while training [{job_label(job)}] "
-                             f"({_exit_codes(self.pool)})") from None
+                             f"({_exit_codes(self.processes)})") from None
 
     def stop(self) -> None:
-        if self.pool is not None:
-            _stop_workers(self.pool)
+        if self.processes is not None:
+            self.processes.kill()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.owned:
+            self.processes.close()
 
 
 def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
@@ -225,21 +228,15 @@ def split_for_workers(job: StackJob, workers: int) -> list[StackJob]:
     return [job.subset(job.members[i : i + size]) for i in range(0, len(job.members), size)]
 
 
-def _exit_codes(pool: futures.ProcessPoolExecutor) -> str:
+def _exit_codes(processes: worker.WorkerProcesses) -> str:
     """How the dead worker ended (the pool itself then ends the others with SIGTERM: left out).
 
     The pool's manager thread reaps the processes; once it has ended, every exit code is known."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    manager = getattr(pool, "_executor_manager_thread", None)
+    dead = processes.processes()
+    manager = getattr(processes.pool, "_executor_manager_thread", None)
     if manager is not None:
         manager.join(timeout=30)
-    codes = [p.exitcode for p in processes if p.exitcode]
+    codes = [p.exitcode for p in dead if p.exitcode]
     codes = [c for c in codes if c != -15] or codes
     signals = [f"killed by signal {-c}" if c < 0 else f"exit status {c}" for c in codes]
     return ", ".join(signals) or "killed, or out of memory?"
-
-
-def _stop_workers(pool: futures.ProcessPoolExecutor) -> None:
-    """Kill the pool's processes (the executor has no public call that stops running work)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.kill()

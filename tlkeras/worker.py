@@ -2,10 +2,14 @@
 
 Free of TensorFlow at import: a spawned worker unpickles `start` before anything else, so its
 first TensorFlow import happens inside `start`, through `startup.import_tensorflow` (quiet).
+`WorkerProcesses` lets a driver start its workers before it imports TensorFlow itself, so that
+the three imports (the driver's and two workers') overlap instead of following each other.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -13,11 +17,38 @@ from pathlib import Path
 from tlkeras.config import StudyConfig
 from tlkeras.options import SweepOptions
 
-_EXECUTOR = None
-_RUN = None
+_EXECUTOR = None  # (config, options, JobExecutor) of the last job: the next job of the sweep reuses it
 
 
-def start(config: StudyConfig, run_dir: Path, options: SweepOptions, driver_pid: int | None) -> None:
+class WorkerProcesses:
+    """`count` worker processes of this machine, started now: each imports TensorFlow at once,
+    then waits for stack jobs (`submit`). Whoever made them ends them: `close` when the work is
+    done, `kill` on a failure or Ctrl-C (no job is left half-written: a job's files are staged)."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.pool = futures.ProcessPoolExecutor(
+            max_workers=count, mp_context=multiprocessing.get_context("spawn"),
+            initializer=start, initargs=(os.getpid(),))
+        for _ in range(count):  # the pool spawns a process per submission while none is idle
+            self.pool.submit(os.getpid)
+
+    def submit(self, job, config: StudyConfig, run_dir: Path, options: SweepOptions) -> futures.Future:
+        return self.pool.submit(run, job, config, run_dir, options)
+
+    def processes(self) -> list:
+        return list((getattr(self.pool, "_processes", None) or {}).values())
+
+    def kill(self) -> None:
+        """Stop every process now (the executor has no public call that stops running work)."""
+        for process in self.processes():
+            process.kill()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start(driver_pid: int | None) -> None:
     """Set up this process to run jobs: die with the driver, ignore Ctrl-C, one intra-op thread.
 
     `driver_pid` is None when the jobs run inside the driver itself (one worker).
@@ -29,25 +60,25 @@ def start(config: StudyConfig, run_dir: Path, options: SweepOptions, driver_pid:
 
     tf = import_tensorflow()
     tf.get_logger().setLevel("ERROR")
-    from tlkeras.jobs import JobExecutor
-    from tlkeras.rundir import RunDir
-    from tlkeras.sweep import configure_threads
-
     if driver_pid is not None:
+        from tlkeras.sweep import configure_threads
+
         configure_threads(intra_op=1, inter_op=1)
-    global _EXECUTOR, _RUN
-    _EXECUTOR = JobExecutor(config, options)
-    _RUN = (config, RunDir(run_dir), options)
 
 
-def run(job) -> tuple[float, int]:
+def run(job, config: StudyConfig, run_dir: Path, options: SweepOptions) -> tuple[float, int]:
     """Train one stack job (see `jobs.JobExecutor.run`) and write its members into the run
     directory, which this process shares with the driver; returns (training seconds, steps)."""
     from tlkeras.handoff import gather_inputs, write_output
+    from tlkeras.jobs import JobExecutor
+    from tlkeras.rundir import RunDir
 
-    config, run_dir, options = _RUN
-    output = _EXECUTOR.run(job, gather_inputs(config, run_dir, options, job))
-    write_output(config, run_dir, options, output)
+    global _EXECUTOR
+    if _EXECUTOR is None or _EXECUTOR[:2] != (config, options):
+        _EXECUTOR = (config, options, JobExecutor(config, options))
+    directory = RunDir(run_dir)
+    output = _EXECUTOR[2].run(job, gather_inputs(config, directory, options, job))
+    write_output(config, directory, options, output)
     return output.seconds, output.steps
 
 
