@@ -224,29 +224,30 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
         fail(str(error))
     connect_backend()
     faults.point("driver.startup")
-    processes = start_workers()
+    started: list = []  # the local worker processes, once started
+    if resume_dir is None:  # a resume starts them once its run directory is found resumable
+        start_workers(started)
     try:
-        _run_started(experiment, config, logs, resume_dir, cache_dir, module_flags, processes)
+        _run_started(experiment, config, logs, resume_dir, cache_dir, module_flags, started)
     except BaseException:
-        if processes is not None:
+        for processes in started:
             processes.kill()
         raise
-    if processes is not None:
+    for processes in started:
         processes.close()
 
 
-def start_workers():
-    """The local worker processes, started before this process imports TensorFlow, so that their
-    imports overlap its own (None: Ray, or the jobs run in this process)."""
-    if FLAGS.backend != "local" or FLAGS.workers <= 1:
-        return None
-    from tlkeras.worker import WorkerProcesses
+def start_workers(started: list) -> None:
+    """Start the local worker processes (none for Ray, or when the jobs run in this process),
+    before this process imports TensorFlow where it can, so that their imports overlap its own."""
+    if FLAGS.backend == "local" and FLAGS.workers > 1 and not started:
+        from tlkeras.worker import WorkerProcesses
 
-    return WorkerProcesses(FLAGS.workers)
+        started.append(WorkerProcesses(FLAGS.workers))
 
 
 def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, cache_dir: Path | None,
-                 module_flags: list[str], processes) -> None:
+                 module_flags: list[str], started: list) -> None:
     from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
 
     tf = import_tensorflow()
@@ -262,6 +263,7 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
             RunDir(resume_dir).check_resumable(config)
         except RunDirError as error:
             fail(str(error))
+        start_workers(started)
     if interrupts.requested():
         say("interrupted before the run started; nothing was written")
         sys.exit(130)
@@ -277,7 +279,8 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
     try:
         if resume_dir is None:
             RunDir(run_dir).staging.write_text(run_dir / "flags.txt", flags_text(module_flags))
-        run_study(config, run_dir, options, resume=resume_dir is not None, processes=processes)
+        run_study(config, run_dir, options, resume=resume_dir is not None,
+                  processes=started[0] if started else None)
     except (ModelFileError, RunDirError) as error:  # e.g. a corrupt model file met on resume
         fail(f"{error} (run directory: {run_dir})")
     except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C
