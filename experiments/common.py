@@ -7,6 +7,7 @@ status 2, before TensorFlow trains anything and before a run directory exists.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import backend_flags  # noqa: E402
 import strategy_flags  # noqa: E402
 from tlkeras import config as study_config  # noqa: E402
 from tlkeras import faults, folders, interrupts, user_config  # noqa: E402
+from tlkeras.worker import start_local  # noqa: E402
 
 FLAGS = flags.FLAGS
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
@@ -224,30 +226,15 @@ def run(experiment: str, systems: list[str], volumes: list[int], module_flags: l
         fail(str(error))
     connect_backend()
     faults.point("driver.startup")
-    started: list = []  # the local worker processes, once started
-    if resume_dir is None:  # a resume starts them once its run directory is found resumable
-        start_workers(started)
-    try:
-        _run_started(experiment, config, logs, resume_dir, cache_dir, module_flags, started)
-    except BaseException:
-        for processes in started:
-            processes.kill()
-        raise
-    for processes in started:
-        processes.close()
-
-
-def start_workers(started: list) -> None:
-    """Start the local worker processes (none for Ray, or when the jobs run in this process),
-    before this process imports TensorFlow where it can, so that their imports overlap its own."""
-    if FLAGS.backend == "local" and FLAGS.workers > 1 and not started:
-        from tlkeras.worker import WorkerProcesses
-
-        started.append(WorkerProcesses(FLAGS.workers))
+    with contextlib.ExitStack() as workers:  # the local worker processes end with the run
+        _run_started(experiment, config, logs, resume_dir, cache_dir, module_flags, workers)
 
 
 def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, cache_dir: Path | None,
-                 module_flags: list[str], started: list) -> None:
+                 module_flags: list[str], workers: contextlib.ExitStack) -> None:
+    # Started before this process imports TensorFlow, so that their imports overlap its own; a
+    # resume starts them once its run directory is found resumable.
+    processes = None if resume_dir is not None else start_local(workers, FLAGS.backend, FLAGS.workers)
     from tlkeras.startup import import_tensorflow  # after validation: bad flags fail in 0.3 s
 
     tf = import_tensorflow()
@@ -263,7 +250,7 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
             RunDir(resume_dir).check_resumable(config)
         except RunDirError as error:
             fail(str(error))
-        start_workers(started)
+        processes = start_local(workers, FLAGS.backend, FLAGS.workers)
     if interrupts.requested():
         say("interrupted before the run started; nothing was written")
         sys.exit(130)
@@ -279,8 +266,7 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
     try:
         if resume_dir is None:
             RunDir(run_dir).staging.write_text(run_dir / "flags.txt", flags_text(module_flags))
-        run_study(config, run_dir, options, resume=resume_dir is not None,
-                  processes=started[0] if started else None)
+        run_study(config, run_dir, options, resume=resume_dir is not None, processes=processes)
     except (ModelFileError, RunDirError) as error:  # e.g. a corrupt model file met on resume
         fail(f"{error} (run directory: {run_dir})")
     except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C

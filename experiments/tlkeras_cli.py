@@ -14,6 +14,7 @@ stderr and exit status 2 before any work; Ctrl-C is 130; a failure mid-run 1.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -175,19 +176,10 @@ def _run_fit(v: flags.FlagValues) -> None:
     error = connect_backend(v.backend, v.ray_address, v.workers)
     if error:
         fail(error)
-    processes = None
-    if v.backend == "local" and v.workers > 1:  # started now: their TensorFlow imports overlap ours
-        from tlkeras.worker import WorkerProcesses
+    from tlkeras.worker import start_local
 
-        processes = WorkerProcesses(v.workers)
-    try:
-        _fit_started(v, config, found, out, cache_dir, processes)
-    except BaseException:
-        if processes is not None:
-            processes.kill()
-        raise
-    if processes is not None:
-        processes.close()
+    with contextlib.ExitStack() as workers:  # started now: their TensorFlow imports overlap ours
+        _fit_started(v, config, found, out, cache_dir, start_local(workers, v.backend, v.workers))
 
 
 def _fit_started(v: flags.FlagValues, config, found, out: Path, cache_dir: Path | None, processes) -> None:

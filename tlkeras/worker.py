@@ -9,6 +9,7 @@ the three imports (the driver's and two workers') overlap instead of following e
 from __future__ import annotations
 
 import concurrent.futures as futures
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -46,6 +47,20 @@ class WorkerProcesses:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "WorkerProcesses":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.kill() if kind is not None else self.close()
+
+
+def start_local(workers: contextlib.ExitStack, backend: str, count: int) -> WorkerProcesses | None:
+    """The local worker processes of a sweep on `backend`, started now and ended with `workers`
+    (killed if it exits with an exception); None for Ray, or when the jobs run in the caller."""
+    if backend != "local" or count <= 1:
+        return None
+    return workers.enter_context(WorkerProcesses(count))
 
 
 def start(driver_pid: int | None) -> None:
