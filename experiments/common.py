@@ -106,6 +106,9 @@ def define_protocol_flags(volumes_default: list[str] | None,
         _ints("volumes", 1, study_config.MAX_SAMPLES)
     flags.DEFINE_list("seeds", [str(s) for s in defaults.seeds], "Seeds (one independent model each per cell).")
     _ints("seeds", 0, 2**31 - 1)
+    flags.DEFINE_integer("real_data_seed", None, "Unset: each seed draws its own N real pairs (the seeds' "
+                         "ensemble has seen seeds x N). A seed k: every seed trains on seed k's N real pairs, so the "
+                         "seeds' ensemble is one on N pairs, as a lab's is.", lower_bound=0, upper_bound=2**31 - 1)
     flags.DEFINE_list("arms", list(defaults.arms), "Arms to train: transfer, baseline, oracle.")
     flags.register_validator(
         "arms", lambda v: bool(v) and set(v) <= set(study_config.ARMS) and len(set(v)) == len(v),
@@ -176,7 +179,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
             small_domain=tuple(float(v) for v in FLAGS.small_domain),
             real_noise=FLAGS.real_noise, synthetic_noise=FLAGS.synthetic_noise,
             pretrain_size=FLAGS.pretrain_size, oracle_size=FLAGS.oracle_size,
-            volumes=tuple(volumes), seeds=tuple(int(s) for s in FLAGS.seeds),
+            volumes=tuple(volumes), seeds=tuple(int(s) for s in FLAGS.seeds), real_data_seed=FLAGS.real_data_seed,
             arms=tuple(a for a in study_config.ARMS if a in FLAGS.arms),
             width=FLAGS.width, depth=FLAGS.depth, activation=FLAGS.activation,
             learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,

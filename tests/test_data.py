@@ -91,3 +91,26 @@ def test_evaluation_points_are_fixed_by_their_seed():
     inside = SMALL.contains(a)
     assert 10 < inside.sum() < 45  # about a quarter of the big box
     assert tf.reduce_all(tf.constant(a) <= 20.0)
+
+
+def test_real_data_seed_gives_every_seed_the_same_real_pairs_and_nothing_else():
+    import pytest
+
+    from tlkeras.config import ConfigError, StudyConfig
+    from tlkeras.training import Member, training_set
+
+    def pairs(config, arm, seed, volume=30):
+        return training_set(config, Member(arm, "hill2" if arm != "pretrain" else "synthetic", volume, seed))
+
+    own, shared = StudyConfig(), StudyConfig(real_data_seed=3)
+    for arm in ("transfer", "baseline", "l2_sp"):
+        assert not np.array_equal(pairs(own, arm, 0)[0], pairs(own, arm, 1)[0])  # each seed its own draw
+        for seed in (0, 1, 7):
+            for got, want in zip(pairs(shared, arm, seed), pairs(own, arm, 3)):
+                np.testing.assert_array_equal(got, want)  # seed 3's pairs, whatever the member's seed
+    for arm, volume in (("oracle", 40), ("pretrain", 40)):  # the big-domain sets stay per seed
+        assert not np.array_equal(pairs(shared, arm, 0, volume)[0], pairs(shared, arm, 1, volume)[0])
+        np.testing.assert_array_equal(pairs(shared, arm, 1, volume)[0], pairs(own, arm, 1, volume)[0])
+    assert StudyConfig.from_json(shared.to_json()) == shared
+    with pytest.raises(ConfigError, match=r"^real_data_seed=-1 .*whole number from 0"):
+        StudyConfig(real_data_seed=-1).validate()

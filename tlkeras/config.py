@@ -119,6 +119,10 @@ class StudyConfig:
     oracle_size: int = 20_000
     volumes: tuple[int, ...] = (50, 100, 200, 500, 1000, 2000, 5000)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    # None: every seed draws its own N real pairs (the seeds' ensemble has then seen seeds x N
+    # distinct pairs); a seed k: every seed trains on seed k's N pairs (an ensemble on one data set,
+    # as a lab has one; the seeds then differ in their starts, synthetic sets and orders only).
+    real_data_seed: int | None = None
     arms: tuple[str, ...] = ARMS
     # Network and training.
     width: int = 10
@@ -243,6 +247,10 @@ class StudyConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    def real_pairs_seed(self, seed: int) -> int:
+        """The seed whose real small-domain pairs a member of `seed` trains on."""
+        return seed if self.real_data_seed is None else self.real_data_seed
+
     @staticmethod
     def from_json(text: str) -> "StudyConfig":
         raw = json.loads(text)
@@ -309,6 +317,8 @@ class StudyConfig:
         _nonempty_unique("seeds", self.seeds)
         for seed in self.seeds:
             _integer("seeds", seed, 0, 2**31 - 1)
+        if self.real_data_seed is not None:
+            _integer("real_data_seed", self.real_data_seed, 0, 2**31 - 1)
         _nonempty_unique("arms", self.arms)
         for arm in self.arms:
             _require(arm in ARMS, "arms", arm, f"one of {', '.join(ARMS)}")

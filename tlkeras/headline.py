@@ -75,7 +75,8 @@ def _ensemble(ensemble_l1: dict, arm: str, system: str, volumes: list[int], orac
     return result
 
 
-def headline_markdown(rows: list[dict]) -> list[str]:
+def headline_markdown(rows: list[dict], ensemble_note: str = "") -> list[str]:
+    """The headline tables; `ensemble_note` says what real data the ensembles saw."""
     lines = []
     for system in dict.fromkeys(row["system"] for row in rows):
         group = [row for row in rows if row["system"] == system]
@@ -83,7 +84,8 @@ def headline_markdown(rows: list[dict]) -> list[str]:
         head = "| strategy | " + " | ".join(f"N = {v}" for v in volumes)
         rule = "|---|" + "---|" * len(volumes)
         lines += [f"### {system} ({len(group[0]['seeds'])} seeds, paired)", "",
-                  "L1 per model (mean ± sd over seeds; the seeds' ensemble as one model in brackets):", "",
+                  "L1 per model (mean ± sd over seeds; the seeds' ensemble as one model in brackets)"
+                  + (f". {ensemble_note}" if ensemble_note else ":"), "",
                   head + " |", rule]
         for row in group:
             ensemble = row.get("ensemble_l1", {})

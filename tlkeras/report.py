@@ -291,11 +291,11 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "Across seeds: mean, sample sd and Student-t 95% interval of the per-model L1 mean.", "",
         markdown_table(summary), "",
         "## The study's claims, as measured", "", *[f"- {line}" for line in claims], "",
-        "## How much real data does transfer save?", "", *headline.headline_markdown(headline_rows), "",
+        "## How much real data does transfer save?", "", *headline.headline_markdown(headline_rows, ensemble_data_note(config)), "",
         *[f"![{tag}](figures/{path.name})" for tag, path in figures.items() if tag.startswith("strategies_")], "",
         "## The seeds as one ensemble: its L1, and is its spread honest?", "",
         "L1 of the ensemble mean: the seeds' mean prediction scored as one model (beside the mean of",
-        "the seeds' own L1). Coverage: share of (evaluation point, output) pairs where the noise-free",
+        "the seeds' own L1). " + ensemble_data_note(config) + " Coverage: share of (evaluation point, output) pairs where the noise-free",
         "truth lies within the mean ± 2 sample sd of the seeds' predictions; about 95% if the spread",
         "were calibrated.", "",
         coverage.markdown(calibration) if calibration else "(needs at least 2 seeds)", "",
@@ -310,3 +310,13 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     ]
     run_dir.staging.write_text(run_dir.path / "results.md", "\n".join(text))
     return results
+
+
+def ensemble_data_note(config: StudyConfig) -> str:
+    """What real data a cell's ensemble has seen (see `StudyConfig.real_data_seed`)."""
+    if config.real_data_seed is None:
+        return (f"Each seed drew its own N real pairs, so an ensemble of a cell has seen {len(config.seeds)} x N "
+                "distinct pairs: set against one model trained on that many, not on N (--real_data_seed=k trains "
+                "every seed on seed k's N pairs).")
+    return (f"Every seed trained on the same N real pairs (those of seed {config.real_data_seed}): an ensemble of a "
+            "cell has seen N pairs, as one model has.")

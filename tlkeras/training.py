@@ -152,9 +152,10 @@ def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.nd
             domain, noise, stream = config.big_box, config.real_noise, "oracle"
         else:  # transfer and baseline share the real small-domain pairs of a seed
             domain, noise, stream = config.small_box, config.real_noise, "real"
+        seed = config.real_pairs_seed(member.seed) if stream == "real" else member.seed
         x, y = _drawn_set(config.reference(member.system), config.system_params, domain, member.volume,
                           config.input_dimension, config.output_dimension, noise,
-                          data.stream_seed(member.seed, stream))
+                          data.stream_seed(seed, stream))
     network = config.network
     return network.scale_inputs(x), network.scale_outputs(y)
 
