@@ -49,3 +49,23 @@ def test_oracle_reach_and_paired_tests():
     test = statistics.paired_test([0.5, 0.6, 0.4, 0.5, 0.55], [1.0, 1.2, 0.9, 1.1, 1.3])
     assert test["p_value"] == pytest.approx(0.0625) and test["first_better"] == 5
     assert math.isnan(statistics.paired_test([1.0], [2.0])["p_value"])
+
+
+def test_the_headline_tables_say_what_real_data_the_ensembles_saw():
+    from tlkeras import headline
+    from tlkeras.config import StudyConfig
+    from tlkeras.report import ensemble_data_note
+
+    config = StudyConfig(volumes=(50, 100), seeds=(0, 1, 2), transfer_strategy=("fine_tune_all",))
+    rng = np.random.default_rng(0)
+    records = [dict(arm=arm, system="hill2", volume=v, seed=s, l1_mean=float(rng.uniform(0.2, 2)))
+               for arm in ("transfer", "baseline") for v in config.volumes for s in config.seeds]
+    ensembles = {(arm, "hill2", v): 0.3 for arm in ("transfer", "baseline") for v in config.volumes}
+    rows = headline.headline(config, records, ensembles)
+    own = "\n".join(headline.headline_markdown(rows, ensemble_data_note(config)))
+    assert "has seen 3 x N distinct pairs" in own and "| fine_tune_all | " in own
+    shared = ensemble_data_note(StudyConfig(real_data_seed=4))
+    assert "same N real pairs (those of seed 4)" in "\n".join(headline.headline_markdown(rows, shared))
+    no_baseline = headline.headline(config, [r for r in records if r["arm"] != "baseline"], ensembles)
+    assert headline.headline_markdown(no_baseline) == [
+        "(needs the baseline arm and a strategy, each at every volume: not in this run)"]

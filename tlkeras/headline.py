@@ -77,6 +77,8 @@ def _ensemble(ensemble_l1: dict, arm: str, system: str, volumes: list[int], orac
 
 def headline_markdown(rows: list[dict], ensemble_note: str = "") -> list[str]:
     """The headline tables; `ensemble_note` says what real data the ensembles saw."""
+    if not rows:
+        return ["(needs the baseline arm and a strategy, each at every volume: not in this run)"]
     lines = []
     for system in dict.fromkeys(row["system"] for row in rows):
         group = [row for row in rows if row["system"] == system]
