@@ -73,20 +73,24 @@ def _ray_chatter(text: str, tmp_path: Path, allowed: str | None = None) -> list[
     return [line for line in lines if not (allowed and allowed in line)]
 
 
-def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tmp_path):
-    """The driver (which alone writes the run) is killed after its third record; a local resume
-    trains only the rest, to the same results, and Ray's processes end with the driver.
-
-    They end within about a minute: when their raylet is killed, Ray's dashboard and runtime-env
-    agents first try to tell the (dead) driver through the (dead) GCS, with a 60 s timeout
-    (ray/_private/process_watcher.py, `publish_error(..., 60)`). So the resume runs first."""
-    logdir, tag = tmp_path / "logs", uuid.uuid4().hex
+@pytest.fixture(scope="module")
+def killed_ray_run(tmp_path_factory):
+    """An exp1 sweep on an embedded Ray whose driver (which alone writes the run) is killed after
+    its third record: (run directory, the killed driver's result, the test tag of its processes,
+    the logdir). The last test of this file checks that Ray's processes ended with the driver, so
+    that the minute they may take runs beside the tests between (see that test)."""
+    logdir, tag = tmp_path_factory.mktemp("ray_killed") / "logs", uuid.uuid4().hex
     killed = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray"],
                         env={"TLKERAS_FAULT": "kill@record.written#3", "TLKERAS_TEST_TAG": tag})
+    return only_run_dir(logdir, "exp1"), killed, tag, logdir
+
+
+def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, killed_ray_run):
+    """A local resume of the killed Ray run trains only the rest, to the same results."""
+    run, killed, _, logdir = killed_ray_run
     assert killed.returncode == -9, (killed.stdout[-2000:], killed.stderr[-2000:])
-    assert not _ray_chatter(killed.stdout + killed.stderr, tmp_path), killed.stdout + killed.stderr
+    assert not _ray_chatter(killed.stdout + killed.stderr, logdir.parent), killed.stdout + killed.stderr
     assert not killed.stderr.strip(), killed.stderr[-2000:]  # a normal run's start-up: quiet
-    run = only_run_dir(logdir, "exp1")
     kept = {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("*.json")}
     assert len(kept) == 3
     resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", "--backend=local"])
@@ -94,10 +98,6 @@ def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, tm
     assert "resuming: 3 finished members kept, 9 to train" in resumed.stdout
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())
     _assert_same_run(run, exp1_run[0])
-    deadline = time.monotonic() + 120  # bounds a failure only
-    while tagged_processes(tag) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not tagged_processes(tag), "Ray processes outlived their driver"
 
 
 @pytest.fixture
@@ -223,3 +223,16 @@ print(found.rows, float(found.y[3, 0]), float(g(np.array([[1.5]]))[0, 0]))
     used = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert used.returncode == 0, used.stderr[-2000:]
     assert used.stdout.split() == ["8", "6.1", "3.0"]
+
+
+def test_an_embedded_rays_processes_end_with_their_killed_driver(killed_ray_run):
+    """Last in this file: every process of the killed driver's embedded Ray ends. They may take
+    about a minute: when their raylet is killed, Ray's dashboard and runtime-env agents first try
+    to tell the (dead) driver through the (dead) GCS, with a 60 s timeout
+    (ray/_private/process_watcher.py, `publish_error(..., 60)`)."""
+    _, killed, tag, _ = killed_ray_run
+    assert killed.returncode == -9
+    deadline = time.monotonic() + 150  # bounds a failure only
+    while tagged_processes(tag) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tagged_processes(tag), "Ray processes outlived their driver"
