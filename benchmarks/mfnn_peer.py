@@ -10,6 +10,10 @@ L1 on the same 100 evaluation points against the noise-free hill2, and prints on
 Then `--compare=<exp3 run directory>` pairs those lines (read from the files given) with the run's
 per-model L1 of each strategy, seed by seed, with Wilcoxon's signed-rank test (scipy.stats).
 
+With `--data_seed=k --predictions=<folder>` every model trains on seed k's real pairs and the
+ensemble of the seeds' models is scored too (a line `ENSEMBLE data=k N=<n> ... L1=<l1>`): the peer
+of Experiment 3's `--real_data_seed=k` ensembles.
+
 DeepXDE is not a dependency of tlkeras. To rerun (about 7 minutes per model on one core):
 
     pip install --target=/tmp/dxpkg deepxde==1.15.0 tf_keras scikit-learn
@@ -40,7 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 RESULT = re.compile(r"RESULT seed=(\d+) N=(\d+) reg=(\S+) L1=([\d.]+)")
 
 
-def fit_mfnn(seed: int, volume: int, reg: str, iterations: int) -> float:
+def fit_mfnn(seed: int, volume: int, reg: str, iterations: int, data_seed: int | None = None,
+             predictions: Path | None = None) -> float:
+    """One MfNN: initialised and fed the synthetic points of `seed`, the N real pairs of `data_seed`
+    (default: `seed`, as Experiment 3's seed does; a fixed one, as `--real_data_seed`); with
+    `predictions`, its predictions on the evaluation points are saved there (.npy)."""
     from tlkeras.config import StudyConfig
     from tlkeras.jobs import EvaluationSet
     from tlkeras.training import Member, training_set
@@ -48,7 +56,8 @@ def fit_mfnn(seed: int, volume: int, reg: str, iterations: int) -> float:
     config = StudyConfig(systems=("hill2",), seeds=(seed,))
     evaluation = EvaluationSet(config)
     x_low, y_low = training_set(config, Member("pretrain", config.simple_name, config.pretrain_size, seed))
-    x_high, y_high = training_set(config, Member("multi_fidelity", "hill2", volume, seed))
+    x_high, y_high = training_set(config, Member("multi_fidelity", "hill2", volume,
+                                                 seed if data_seed is None else data_seed))
     import deepxde as dde  # after the data: its TensorFlow 1 backend turns eager execution off
 
     data = dde.data.MfDataSet(X_lo_train=x_low, X_hi_train=x_high, y_lo_train=y_low, y_hi_train=y_high,
@@ -61,6 +70,8 @@ def fit_mfnn(seed: int, volume: int, reg: str, iterations: int) -> float:
     model.compile("adam", lr=0.001)
     model.train(iterations=iterations, display_every=iterations)
     prediction = model.predict(evaluation.x.astype(np.float32))[1]
+    if predictions is not None:
+        np.save(predictions, prediction)
     return float(np.mean(np.abs(prediction - evaluation.truth["hill2"])))
 
 
@@ -101,6 +112,10 @@ def main() -> None:
     parser.add_argument("--volumes", default="100,1000")
     parser.add_argument("--reg", default="0.01")
     parser.add_argument("--iterations", type=int, default=20000)
+    parser.add_argument("--data_seed", type=int, help="every model trains on this seed's real pairs (an "
+                        "ensemble on one data set, as exp3's --real_data_seed); default: each its own seed's")
+    parser.add_argument("--predictions", type=Path, help="a folder: each model's predictions on the evaluation "
+                        "points, <seed>_<N>.npy, and with --data_seed the ensemble's L1 at the end")
     parser.add_argument("--compare", type=Path, help="an exp3 run directory: pair the RESULT lines with it")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("results", nargs="*", help="with --compare: files holding RESULT lines")
@@ -111,13 +126,34 @@ def main() -> None:
     if args.one:  # one model in this process (DeepXDE's backend turns eager execution off for good)
         seed, volume = (int(v) for v in args.one.split(","))
         start = time.time()
-        l1 = fit_mfnn(seed, volume, args.reg, args.iterations)
-        print(f"RESULT seed={seed} N={volume} reg={args.reg} L1={l1:.4f} ({time.time() - start:.0f}s)", flush=True)
+        saved = args.predictions / f"{seed}_{volume}.npy" if args.predictions else None
+        l1 = fit_mfnn(seed, volume, args.reg, args.iterations, args.data_seed, saved)
+        data = "" if args.data_seed is None else f" data={args.data_seed}"
+        print(f"RESULT seed={seed} N={volume} reg={args.reg}{data} L1={l1:.4f} ({time.time() - start:.0f}s)",
+              flush=True)
         return
+    extra = [f"--data_seed={args.data_seed}"] * (args.data_seed is not None)
+    extra += [f"--predictions={args.predictions}"] * bool(args.predictions)
+    if args.predictions:
+        args.predictions.mkdir(parents=True, exist_ok=True)
     for volume in args.volumes.split(","):
-        for seed in args.seeds.split(","):
+        seeds = args.seeds.split(",")
+        for seed in seeds:
             subprocess.run([sys.executable, __file__, f"--one={seed},{volume}", f"--reg={args.reg}",
-                            f"--iterations={args.iterations}"], check=True)
+                            f"--iterations={args.iterations}", *extra], check=True)
+        if args.predictions and args.data_seed is not None:
+            print(f"ENSEMBLE data={args.data_seed} N={volume} reg={args.reg} seeds={','.join(seeds)} "
+                  f"L1={ensemble_l1(args.predictions, seeds, int(volume)):.4f}", flush=True)
+
+
+def ensemble_l1(folder: Path, seeds: list[str], volume: int) -> float:
+    """L1 of the mean prediction of the saved models, against the noise-free hill2."""
+    from tlkeras.config import StudyConfig
+    from tlkeras.jobs import EvaluationSet
+
+    evaluation = EvaluationSet(StudyConfig(systems=("hill2",)))
+    mean = np.mean([np.load(folder / f"{seed}_{volume}.npy") for seed in seeds], axis=0)
+    return float(np.mean(np.abs(mean - evaluation.truth["hill2"])))
 
 if __name__ == "__main__":
     main()
