@@ -376,3 +376,27 @@ def test_exp3_refuses_an_unknown_strategy_before_any_work(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: flag --strategies=") and lines[0].endswith(
         f"--strategies takes distinct names from {', '.join(TRANSFER_STRATEGIES)}, comma-separated")
     assert not (tmp_path / "exp3").exists()
+
+
+def test_tensorboard_hparams_show_the_alpha_and_the_mix_each_model_chose(study):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    config, run_dir, _ = study
+
+    def plugin_data(folder):
+        for path in sorted(folder.glob("events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    if value.metadata.plugin_data.plugin_name == "hparams":
+                        yield plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+
+    columns = {h.name: h for data in plugin_data(run_dir.tensorboard) for h in data.experiment.hparam_infos}
+    assert [v.number_value for v in columns["l2_sp_alpha"].domain_discrete.values] == [0.01, 30.0]
+    assert len(columns["wise_ft_mix"].domain_discrete.values) == 11
+    for arm, name in (("l2_sp_extrapolation", "l2_sp_alpha"), ("wise_ft", "wise_ft_mix")):
+        member = Member(arm, "hill2", 20, 1)
+        folder = run_dir.tensorboard / arm / "hill2" / "n20" / "seed1"
+        hparams = [d.session_start_info.hparams for d in plugin_data(folder)]
+        assert len(hparams) == 1 and hparams[0][name].number_value == run_dir.read_record(member)[name], arm
+        assert "wise_ft_mix" not in hparams[0] or arm == "wise_ft"

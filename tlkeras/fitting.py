@@ -112,6 +112,7 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
     from tlkeras import environment, tracking
     from tlkeras.fit_report import write_fit_report
     from tlkeras.rundir import RunDir
+    from tlkeras.strategies import chosen_settings
     from tlkeras.sweep import SweepRunner
     from tlkeras.training import real_sets
 
@@ -138,7 +139,7 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
             sets = real_sets(config)
             directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
                 folder, [name for name, _ in sets] + [config.simple_name],
-                [size for _, size in sets] + [config.pretrain_size]))
+                [size for _, size in sets] + [config.pretrain_size], chosen=chosen_settings(config)))
             records = SweepRunner(config, directory, options, processes).run()
             manifest = write_fit_report(directory, config, records, sessions, command, flags_text)
         (building / ".lock").unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from tlkeras.rundir import RunDir
 from tlkeras.measurements import MEASURED, fold_index, heldout_rows, is_measured
 from tlkeras.systems import system_function, system_name
 from tlkeras.selection import WISE_FT_MIXES, mix
-from tlkeras.strategies import strategy_of_arm
+from tlkeras.strategies import chosen_settings, strategy_of_arm
 from tlkeras.training import (
     PRETRAIN, Member, StackJob, TrainedStack, needs_pretrained, prepare, pretrained_member, train_job,
 )
@@ -198,7 +198,8 @@ class JobExecutor:
             table = before.curve_table()
             if table is not None:  # the pretrained model's error on this member's system
                 earlier_curve = curves.earlier_curve(self.config, table, member.system)
-        hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed}
+        hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed,
+                   **{name: float(extra[name]) for name in chosen_settings(self.config) if name in extra}}
         with tempfile.TemporaryDirectory(prefix="tlkeras-tensorboard-") as scratch:
             tracking.write_member(Path(scratch), member.key, hparams, losses, first_epoch, score,
                                   errors, earlier, curve, earlier_curve)

@@ -340,6 +340,17 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
 BY_ARM: dict[str, Strategy] = {s.arm: s for s in STRATEGIES.values()}
 
 
+def chosen_settings(config: StudyConfig) -> dict[str, tuple[float, ...]]:
+    """What this run's strategies choose per model (a record's field), with the values they choose
+    from: TensorBoard's hparams columns beside arm, system, volume and seed."""
+    chosen = {}
+    if "l2_sp_extrapolation" in config.transfer_strategy:
+        chosen["l2_sp_alpha"] = tuple(config.l2_sp_alphas)
+    if "wise_ft" in config.transfer_strategy:
+        chosen["wise_ft_mix"] = WISE_FT_MIXES
+    return chosen
+
+
 def strategy_of_arm(arm: str) -> Strategy | None:
     """The strategy an arm trains (None for pretrain, baseline and oracle)."""
     return BY_ARM.get(arm)

@@ -9,6 +9,7 @@ from tlkeras import environment, faults, interrupts, tracking
 from tlkeras.config import StudyConfig
 from tlkeras.report import write_report
 from tlkeras.rundir import RunDir
+from tlkeras.strategies import chosen_settings
 from tlkeras.sweep import SweepOptions, SweepRunner, configure_threads
 from tlkeras.worker import WorkerProcesses
 
@@ -53,7 +54,7 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
         systems = [*config.system_names(), config.simple_name]  # the pretrained members' too
         directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
             folder, systems, [*config.volumes, config.oracle_size, config.pretrain_size],
-            arms=[*config.trained_arms(), "pretrain"]))
+            arms=[*config.trained_arms(), "pretrain"], chosen=chosen_settings(config)))
     started = time.perf_counter()
     records = SweepRunner(config, directory, options, processes).run()
     faults.point("sweep.finished")

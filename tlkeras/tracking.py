@@ -40,8 +40,9 @@ def has_event_files(folder: Path) -> bool:
 
 
 def write_hparams_config(folder: Path, systems: Sequence[str], volumes: Sequence[int],
-                         arms: Sequence[str] = ARMS) -> None:
-    """The hparams dashboard's columns: arm, system, volume, seed; the L1 metrics."""
+                         arms: Sequence[str] = ARMS, chosen: dict[str, Sequence[float]] | None = None) -> None:
+    """The hparams dashboard's columns: arm, system, volume, seed, what the strategies choose per
+    model (`chosen`: name -> the values chosen from; `strategies.chosen_settings`); the L1 metrics."""
     writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams_config(
@@ -50,6 +51,8 @@ def write_hparams_config(folder: Path, systems: Sequence[str], volumes: Sequence
                 hp.HParam("system", hp.Discrete(sorted(set(systems)))),
                 hp.HParam("volume", hp.Discrete(sorted(set(int(v) for v in volumes)))),
                 hp.HParam("seed", hp.IntInterval(0, 2**31 - 1)),
+                *[hp.HParam(name, hp.Discrete(sorted({float(v) for v in values})))
+                  for name, values in (chosen or {}).items()],
             ],
             metrics=[hp.Metric(name, display_name=name.split("/")[1]) for name in METRICS],
         )
