@@ -10,6 +10,10 @@ L1 on the same 100 evaluation points against the noise-free hill2, and prints on
 Then `--compare=<exp3 run directory>` pairs those lines (read from the files given) with the run's
 per-model L1 of each strategy, seed by seed, with Wilcoxon's signed-rank test (scipy.stats).
 
+`--compare` may be given several times: runs made with exp3's `--real_data_seed=k` are paired by
+their ensemble (the mean prediction of their seeds, all trained on seed k's pairs) with MfNN's
+seed k, as rows `<arm> ensemble`.
+
 With `--data_seed=k --predictions=<folder>` every model trains on seed k's real pairs and the
 ensemble of the seeds' models is scored too (a line `ENSEMBLE data=k N=<n> ... L1=<l1>`): the peer
 of Experiment 3's `--real_data_seed=k` ensembles.
@@ -75,23 +79,39 @@ def fit_mfnn(seed: int, volume: int, reg: str, iterations: int, data_seed: int |
     return float(np.mean(np.abs(prediction - evaluation.truth["hill2"])))
 
 
-def compare(run: Path, result_files: list[str]) -> None:
+ENSEMBLE = " ensemble"  # suffix of an arm's equal-data ensembles in `compare`
+
+
+def compare(runs: list[Path], result_files: list[str]) -> None:
+    """Pair MfNN's per-seed L1 with exp3 runs': a run made without --real_data_seed gives each
+    seed's model (seed k: seed k's data); runs made with --real_data_seed=k give the ensemble of
+    their seeds on seed k's data, paired with MfNN's seed k (which trains on the same pairs)."""
+    import json
+
     from scipy import stats
 
     peer: dict = defaultdict(dict)  # (reg, N) -> seed -> L1
     for name in result_files:
         for seed, volume, reg, l1 in RESULT.findall(Path(name).read_text()):
             peer[(reg, int(volume))][int(seed)] = float(l1)
-    ours: dict = defaultdict(dict)  # (arm, N) -> seed -> L1
-    with open(run / "results.csv") as handle:
-        for row in csv.DictReader(handle):
-            if row["system"] == "hill2":
-                ours[(row["arm"], int(row["volume"]))][int(row["seed"])] = float(row["l1_mean"])
+    ours: dict = defaultdict(dict)  # (arm, N) -> seed (or data seed) -> L1
+    for run in runs:
+        data_seed = json.loads((run / "config.json").read_text()).get("real_data_seed")
+        if data_seed is None:
+            with open(run / "results.csv") as handle:
+                for row in csv.DictReader(handle):
+                    if row["system"] == "hill2":
+                        ours[(row["arm"], int(row["volume"]))][int(row["seed"])] = float(row["l1_mean"])
+        else:
+            for row in json.loads((run / "results.json").read_text())["coverage"]:
+                if row["system"] == "hill2":
+                    ours[(row["arm"] + ENSEMBLE, int(row["volume"]))][int(data_seed)] = float(row["ensemble_l1"])
+    arms = ("l2_sp_extrapolation", "l2_sp", "transfer", "multi_fidelity", "lp_ft", "freeze_k")
     for (reg, volume), by_seed in sorted(peer.items()):
         seeds = sorted(by_seed)
         values = np.array([by_seed[s] for s in seeds])
         print(f"MfNN reg={reg} N={volume}: L1 {values.mean():.3f}{_spread(values)} over seeds {seeds}")
-        for arm in ("l2_sp_extrapolation", "l2_sp", "transfer", "multi_fidelity", "lp_ft", "freeze_k"):
+        for arm in [*arms, *(a + ENSEMBLE for a in arms)]:
             mine = ours.get((arm, volume), {})
             if not all(s in mine for s in seeds):
                 continue
@@ -116,7 +136,8 @@ def main() -> None:
                         "ensemble on one data set, as exp3's --real_data_seed); default: each its own seed's")
     parser.add_argument("--predictions", type=Path, help="a folder: each model's predictions on the evaluation "
                         "points, <seed>_<N>.npy, and with --data_seed the ensemble's L1 at the end")
-    parser.add_argument("--compare", type=Path, help="an exp3 run directory: pair the RESULT lines with it")
+    parser.add_argument("--compare", type=Path, action="append", help="an exp3 run directory (repeatable): pair "
+                        "the RESULT lines with its models, or with --real_data_seed runs, with their ensembles")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("results", nargs="*", help="with --compare: files holding RESULT lines")
     args = parser.parse_args()
