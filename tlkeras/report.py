@@ -283,6 +283,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     run_dir.staging.write_json(run_dir.path / "results.json", results)
     run_dir.staging.write_text(run_dir.path / "results.csv", members_csv(records))
     pretrain = summarize_records([r for r in records if r["arm"] == "pretrain"])
+    ensemble_note = ensemble_data_note(config)
     text = [
         f"# Results: {run_dir.path}", "",
         "L1 = mean over the evaluation points of |prediction - f(x)| averaged over outputs, against",
@@ -291,11 +292,11 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
         "Across seeds: mean, sample sd and Student-t 95% interval of the per-model L1 mean.", "",
         markdown_table(summary), "",
         "## The study's claims, as measured", "", *[f"- {line}" for line in claims], "",
-        "## How much real data does transfer save?", "", *headline.headline_markdown(headline_rows, ensemble_data_note(config)), "",
+        "## How much real data does transfer save?", "", *headline.headline_markdown(headline_rows, ensemble_note), "",
         *[f"![{tag}](figures/{path.name})" for tag, path in figures.items() if tag.startswith("strategies_")], "",
         "## The seeds as one ensemble: its L1, and is its spread honest?", "",
         "L1 of the ensemble mean: the seeds' mean prediction scored as one model (beside the mean of",
-        "the seeds' own L1). " + ensemble_data_note(config) + " Coverage: share of (evaluation point, output) pairs where the noise-free",
+        f"the seeds' own L1). {ensemble_note} Coverage: share of (evaluation point, output) pairs where the noise-free",
         "truth lies within the mean ± 2 sample sd of the seeds' predictions; about 95% if the spread",
         "were calibrated.", "",
         coverage.markdown(calibration) if calibration else "(needs at least 2 seeds)", "",

@@ -146,13 +146,14 @@ def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.nd
     if is_measured(member.system):
         x, y = measurements.training_rows(config, member.system)
     else:
+        seed = member.seed
         if member.arm == PRETRAIN:
             domain, noise, stream = config.big_box, config.synthetic_noise, "pretrain"
         elif member.arm == "oracle":
             domain, noise, stream = config.big_box, config.real_noise, "oracle"
         else:  # transfer and baseline share the real small-domain pairs of a seed
             domain, noise, stream = config.small_box, config.real_noise, "real"
-        seed = config.real_pairs_seed(member.seed) if stream == "real" else member.seed
+            seed = config.real_pairs_seed(member.seed)
         x, y = _drawn_set(config.reference(member.system), config.system_params, domain, member.volume,
                           config.input_dimension, config.output_dimension, noise,
                           data.stream_seed(seed, stream))
