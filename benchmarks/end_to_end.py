@@ -80,7 +80,7 @@ def run_scenario(name: str, workdir: Path) -> dict:
     if kind == "cold":
         subprocess.run(["rm", "-rf", str(cache)], check=True)
     if script == "fit":
-        command = [sys.executable, "-m", "tlkeras_cli", "fit", *FIT_FLAGS, *FLAGS.extra_flags,
+        command = [sys.executable, "-m", "tlkeras.cli", "fit", *FIT_FLAGS, *FLAGS.extra_flags,
                    f"--out={logdir / 'plate'}", f"--cache_dir={cache}"]
         shown = "tlkeras fit " + " ".join(f.replace(str(REPO) + "/", "") for f in FIT_FLAGS + FLAGS.extra_flags)
     else:

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
@@ -33,10 +32,11 @@ def main(argv):
     del argv
     import numpy as np
 
-    from tlkeras import evaluation, models
-    from tlkeras.config import StudyConfig
-    from tlkeras.engine import StackTrainer
-    from tlkeras.sweep import configure_threads
+    from tlkeras.results import evaluation
+    from tlkeras.nn import models
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.nn.engine import StackTrainer
+    from tlkeras.runtime.startup import configure_threads
 
     configure_threads(intra_op=1, inter_op=1)
     config = StudyConfig(evaluations=FLAGS.evaluations)

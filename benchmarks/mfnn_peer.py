@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULT = re.compile(r"RESULT seed=(\d+) N=(\d+) reg=(\S+) L1=([\d.]+)")
 
@@ -53,9 +52,10 @@ def fit_mfnn(seed: int, volume: int, reg: str, iterations: int, data_seed: int |
     """One MfNN: initialised and fed the synthetic points of `seed`, the N real pairs of `data_seed`
     (default: `seed`, as Experiment 3's seed does; a fixed one, as `--real_data_seed`); with
     `predictions`, its predictions on the evaluation points are saved there (.npy)."""
-    from tlkeras.config import StudyConfig
-    from tlkeras.jobs import EvaluationSet
-    from tlkeras.training import Member, training_set
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.results.evaluation import EvaluationSet
+    from tlkeras.core.members import Member
+    from tlkeras.execution.training import training_set
 
     config = StudyConfig(systems=("hill2",), seeds=(seed,))
     evaluation = EvaluationSet(config)
@@ -169,8 +169,8 @@ def main() -> None:
 
 def ensemble_l1(folder: Path, seeds: list[str], volume: int) -> float:
     """L1 of the mean prediction of the saved models, against the noise-free hill2."""
-    from tlkeras.config import StudyConfig
-    from tlkeras.jobs import EvaluationSet
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.results.evaluation import EvaluationSet
 
     evaluation = EvaluationSet(StudyConfig(systems=("hill2",)))
     mean = np.mean([np.load(folder / f"{seed}_{volume}.npy") for seed in seeds], axis=0)

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
@@ -54,9 +53,9 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from tlkeras import data, engine, models
-    from tlkeras.sweep import configure_threads
-    from tlkeras.systems import SystemParams, hill
+    from tlkeras.nn import data, engine, models
+    from tlkeras.runtime.startup import configure_threads
+    from tlkeras.systems.mechanistic import SystemParams, hill
 
     configure_threads(intra_op=FLAGS.intra_op_threads, inter_op=1)
     tf.get_logger().setLevel("ERROR")

@@ -11,22 +11,22 @@ and baseline (N real pairs only) at every volume N, and the oracle (plenty of re
 pairs), scored on the big domain. Every flag: --helpfull.
 """
 
-from common import FLAGS, define_protocol_flags, fail, parse_flags, run
+from pathlib import Path
 
 from absl import app, flags
 
-define_protocol_flags(volumes_default=["50", "100", "200", "500", "1000", "2000", "5000"])
+from tlkeras.cli.experiment import FLAGS, define_flags, parse_flags, run
+
+define_flags(Path(__file__).resolve().parents[1] / "logs",
+             volumes_default=["50", "100", "200", "500", "1000", "2000", "5000"])
 flags.DEFINE_float("hill_n", 2.0, "Hill order n of the real system (n > 0).", lower_bound=1e-6)
 flags.DEFINE_string("system", None, "Real system instead of hill<n>: hill<n>, phosphorylation, or your own "
                     "numpy function as path/to/file.py:f or module:f (as --simple_system).")
-MODULE_FLAGS = [f.name for f in FLAGS.get_flags_for_module("common")] + ["hill_n", "system"]
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
     system = FLAGS.system or f"hill{FLAGS.hill_n:g}"
-    run("exp1", [system], [int(v) for v in FLAGS.volumes], MODULE_FLAGS)
+    run("exp1", argv, [system], [int(v) for v in FLAGS.volumes], driver_flags=["hill_n", "system"])
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from tlkeras.sweep import configure_threads  # noqa: E402
+from tlkeras.runtime.startup import configure_threads  # noqa: E402
 
 configure_threads(intra_op=1, inter_op=2)
 

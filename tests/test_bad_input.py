@@ -1,15 +1,15 @@
 """Property-based: generated flag values either give a valid run or one clean error line.
 
-The drivers' own flag parsing runs in this process (experiments/common.py with exp1's flags):
+The drivers' own flag parsing runs in this process (tlkeras/cli/experiment.py with exp1's flags):
 each example parses a generated command line, then builds and validates the config. It must
 either succeed with a config that validates, or exit with status 2 after printing exactly one
 line that names the bad value, before any training and without creating a run directory.
 """
 
 import contextlib
+import importlib.util
 import io
 import math
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +17,14 @@ from hypothesis import strategies as st
 
 from conftest import REPO
 
-sys.path.insert(0, str(REPO / "experiments"))
-import common  # noqa: E402
-import exp1  # noqa: E402,F401  (defines exp1's flags on the shared FLAGS)
+from tlkeras.cli import experiment as common
 
-from tlkeras.config import StudyConfig  # noqa: E402
+# Loaded from its file as a user runs it (experiments/ is not a package): defines exp1's flags on
+# the shared FLAGS.
+_spec = importlib.util.spec_from_file_location("exp1", REPO / "experiments" / "exp1.py")
+_spec.loader.exec_module(importlib.util.module_from_spec(_spec))
+
+from tlkeras.core.config import StudyConfig  # noqa: E402
 
 EXAMPLES = 400
 
@@ -100,7 +103,7 @@ def test_the_property_test_saw_both_outcomes():
     systems=st.lists(st.text(max_size=8) | st.sampled_from(["hill2", "phosphorylation", "hill0.5"]), max_size=3).map(tuple),
 )
 def test_config_validation_never_lets_a_bad_value_through(epochs, pretrain_epochs, volumes, big_domain, systems):
-    from tlkeras.config import ConfigError
+    from tlkeras.core.errors import ConfigError
 
     config = StudyConfig(epochs=epochs, pretrain_epochs=pretrain_epochs, volumes=volumes,
                          big_domain=big_domain, systems=systems)

@@ -1,6 +1,6 @@
 """The `tlkeras` command on the copyable example: fit, predict, evaluate; bad input refused.
 
-Runs `python -m tlkeras_cli` (experiments/tlkeras_cli.py) (what the `tlkeras` console script calls) in fresh processes, as a
+Runs `python -m tlkeras_cli` (tlkeras/cli/) (what the `tlkeras` console script calls) in fresh processes, as a
 user would, with the quick preset.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from tlkeras.config import StudyConfig
+from tlkeras.core.config import StudyConfig
 
 EXAMPLE = REPO / "examples" / "plate"
 FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
@@ -28,7 +28,7 @@ FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,100
 def tlkeras(*args, cwd=REPO, timeout=600):
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return subprocess.run([sys.executable, "-m", "tlkeras_cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 
 
@@ -44,7 +44,7 @@ def interrupted_fits(tmp_path_factory):
     left = {}
     for name, fault in (("interrupted", "sigint@record.written#3"), ("killed", "kill@record.written#2")):
         env = dict(os.environ, TLKERAS_FAULT=fault)
-        result = subprocess.run([sys.executable, "-m", "tlkeras_cli", *quick], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
                                 cwd=REPO, env=env, timeout=300)
         left[name] = result, out.exists(), sorted(p.name for p in out.parent.glob(".*"))
     return out, left
@@ -166,7 +166,7 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_p
     members = json.loads((out / "results.json").read_text())["members"]
     chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
     assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)
-    from tlkeras.ensemble import Ensemble  # what `tlkeras predict` loads (its CLI: the tests above)
+    from tlkeras.fit.ensemble import Ensemble  # what `tlkeras predict` loads (its CLI: the tests above)
 
     grid = np.array([[a, b] for a in (0, 50, 100) for b in (0, 500, 1000)], np.float64)
     default, residual = Ensemble.load(out), Ensemble.load(out, "residual")  # residual's carry g inside
@@ -261,9 +261,6 @@ def test_a_broken_simple_model_gives_one_line_and_exit_2(tmp_path, name):
 def test_the_package_installs_and_imports_from_any_folder(tmp_path):
     source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
     shutil.copytree(REPO / "tlkeras", source / "tlkeras", ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "experiments").mkdir()
-    for module in ("tlkeras_cli.py", "backend_flags.py"):
-        shutil.copy(REPO / "experiments" / module, source / "experiments" / module)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     target = tmp_path / "site"
@@ -271,7 +268,9 @@ def test_the_package_installs_and_imports_from_any_folder(tmp_path):
                              f"--target={target}", str(source)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (target / "bin" / "tlkeras").exists()
-    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras_cli, backend_flags; print(tlkeras.__file__)"],
+    installed = sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info") and p.name != "bin")
+    assert installed == ["tlkeras"], installed  # nothing generic beside the package
+    check = subprocess.run([sys.executable, "-c", "import tlkeras, tlkeras.cli; print(tlkeras.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(target)))
     assert check.returncode == 0 and str(target) in check.stdout, check.stderr
     usage = subprocess.run([str(target / "bin" / "tlkeras"), "--help"], capture_output=True, text=True, cwd=tmp_path,
@@ -335,8 +334,8 @@ BROKEN_BODIES = st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=BROKEN_BODIES, name=st.integers(0, 10**9))
 def test_any_broken_simple_model_is_refused_in_one_line_before_any_work(tmp_path, body, name):
-    from tlkeras.config import ConfigError
-    from tlkeras.fitting import plan_fit
+    from tlkeras.core.errors import ConfigError
+    from tlkeras.fit.fitting import plan_fit
 
     g = tmp_path / f"g{name}.py"  # a new file per example: a module is imported once per process
     g.write_text(f"import numpy as np\n\ndef g(x):\n    {body}\n")

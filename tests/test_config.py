@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from tlkeras.config import ConfigError, StudyConfig, experiment2
+from tlkeras.core.errors import ConfigError
+from tlkeras.core.config import StudyConfig, experiment2
 
 
 def test_defaults_are_the_protocol():

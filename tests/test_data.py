@@ -3,8 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tlkeras import data
-from tlkeras.systems import SystemParams, hill, synthetic
+from tlkeras.nn import data
+from tlkeras.systems.mechanistic import SystemParams, hill, synthetic
 
 PARAMS = SystemParams()
 BIG, SMALL = data.Domain(0.0, 20.0), data.Domain(0.0, 10.0)
@@ -96,8 +96,10 @@ def test_evaluation_points_are_fixed_by_their_seed():
 def test_real_data_seed_gives_every_seed_the_same_real_pairs_and_nothing_else():
     import pytest
 
-    from tlkeras.config import ConfigError, StudyConfig
-    from tlkeras.training import Member, training_set
+    from tlkeras.core.errors import ConfigError
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.core.members import Member
+    from tlkeras.execution.training import training_set
 
     def pairs(config, arm, seed, volume=30):
         return training_set(config, Member(arm, "hill2" if arm != "pretrain" else "synthetic", volume, seed))

@@ -65,9 +65,9 @@ def test_progress_names_arm_volume_seeds_and_time_left(exp2_run):
 def test_saved_models_reload_with_plain_keras_and_match_the_scores(exp2_run):
     run, _ = exp2_run
     results = json.loads((run / "results.json").read_text())
-    from tlkeras import data
-    from tlkeras.config import StudyConfig
-    from tlkeras.systems import SystemSpec, make_system
+    from tlkeras.nn import data
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.systems.mechanistic import SystemSpec, make_system
 
     config = StudyConfig.from_json((run / "config.json").read_text())
     x = data.evaluation_points(data.Domain(*config.big_domain), config.eval_points, 2, config.eval_seed)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlkeras import data, engine, models
+from tlkeras.nn import data, engine, models
 
 SPEC = models.NetworkSpec()
 # Float32 sums in a different order (einsum over a stack vs one matmul) differ in the last bits;
@@ -125,8 +125,9 @@ def test_bad_shapes_are_refused():
 
 
 def test_a_member_is_bit_identical_in_any_job_whatever_its_stack():
-    from tlkeras.config import StudyConfig
-    from tlkeras.training import plan_jobs, prepare, train_job
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.execution.planning import plan_jobs
+    from tlkeras.execution.training import prepare, train_job
 
     config = StudyConfig(pretrain_size=100, oracle_size=64, epochs=4, pretrain_epochs=3, seeds=(0, 1, 2),
                          volumes=(40,), arms=("baseline",))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tlkeras import evaluation
+from tlkeras.results import evaluation
 
 
 def test_point_errors_average_absolute_error_over_outputs():
@@ -39,7 +39,7 @@ def test_t_quantile_approaches_the_normal():
 
 
 def test_coverage_counts_truth_inside_mean_plus_minus_two_sd_per_region():
-    from tlkeras.coverage import coverage
+    from tlkeras.results.coverage import coverage
 
     truth = np.zeros((4, 1))
     inside = np.array([True, True, False, False])

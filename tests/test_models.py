@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tlkeras import models
-from tlkeras.persistence import save_model
+from tlkeras.nn import models
+from tlkeras.storage.persistence import save_model
 
 SPEC = models.NetworkSpec()
 

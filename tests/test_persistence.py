@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from tlkeras import load_model, predict
-from tlkeras.models import NetworkSpec, build_mlp
-from tlkeras.persistence import ModelFileError, Staging, save_model
+from tlkeras.core.network import NetworkSpec
+from tlkeras.nn.models import build_mlp
+from tlkeras.core.errors import ModelFileError
+from tlkeras.storage.persistence import Staging, save_model
 
 SPEC = NetworkSpec()
 
@@ -78,7 +80,7 @@ def test_a_crash_while_saving_leaves_nothing_under_the_final_name(tmp_path, monk
 # Staged writes -------------------------------------------------------------------------------
 def _child_writes_then_dies(root: str, pipe) -> None:
     """A writer that stops dead (os._exit: no cleanup) halfway through a staged write."""
-    from tlkeras import persistence
+    from tlkeras.storage import persistence
 
     staging = persistence.Staging(root)
     temporary = staging.temporary("seed0.keras")
@@ -138,7 +140,7 @@ def test_a_folder_is_replaced_whole_and_a_failed_build_leaves_the_old_one(tmp_pa
 
 
 def _fill_entry(root: str, payload: bytes, barrier, results) -> None:
-    from tlkeras import persistence
+    from tlkeras.storage import persistence
 
     def build(folder):
         (folder / "model.keras").write_bytes(payload)

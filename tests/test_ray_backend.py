@@ -195,9 +195,8 @@ def test_shipped_measurements_and_simple_model_work_where_their_files_do_not_exi
     (folder / "plate.csv").write_text("dose,signal\n" + rows + "\n")
     script = f"""
 import pickle, shutil, sys
-sys.path.insert(0, {str(REPO)!r})
-from tlkeras.fitting import plan_fit
-from tlkeras.ray_backend import ShippedConfig
+from tlkeras.fit.fitting import plan_fit
+from tlkeras.execution.ray_backend import ShippedConfig
 config, _ = plan_fit({str(folder / 'g.py') + ':g'!r}, [0.0, 10.0], {str(folder / 'plate.csv')!r}, ['dose'], ['signal'],
                      folds=0, seeds=(0,), epochs=4, pretrain_epochs=2, pretrain_size=16, synthetic_noise=0.0,
                      width=4, depth=1, activation='relu', learning_rate=0.01, batch_size=4)
@@ -211,8 +210,7 @@ sys.stdout.buffer.write(pickle.dumps(ShippedConfig.of(config)))
     script = f"""
 import pickle, sys
 import numpy as np
-sys.path.insert(0, {str(REPO)!r})
-from tlkeras import measurements
+from tlkeras.systems import measurements
 from tlkeras.systems import system_function
 shipped = pickle.loads(open({str(tmp_path / 'shipped.pickle')!r}, 'rb').read())
 config = shipped.install()

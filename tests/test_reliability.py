@@ -224,7 +224,7 @@ def test_a_read_only_folder_and_a_full_filesystem_are_refused_before_any_work(tm
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path, straight_run):
-    from tlkeras.rundir import RunDir
+    from tlkeras.storage.rundir import RunDir
 
     with RunDir(straight_run).lock():
         error = _one_error_line(run_driver("exp1.py", [f"--flagfile={straight_run / 'flags.txt'}",
@@ -241,7 +241,7 @@ def test_resuming_with_other_flags_is_refused_naming_the_differences(tmp_path, s
 
 def _claim(args):
     logs, index = args
-    from tlkeras.rundir import create_run_dir
+    from tlkeras.storage.rundir import create_run_dir
 
     return str(create_run_dir(Path(logs), "exp1"))
 
@@ -255,7 +255,7 @@ def test_drivers_started_together_never_share_a_run_directory(tmp_path):
 
 def test_a_worker_whose_driver_died_while_it_started_ends_itself():
     # Its parent is not the driver it was started for: PR_SET_PDEATHSIG came too late.
-    code = "from tlkeras.worker import _die_with_parent; _die_with_parent(driver_pid=1); print('alive')"
+    code = "from tlkeras.execution.worker import _die_with_parent; _die_with_parent(driver_pid=1); print('alive')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 1 and "alive" not in result.stdout
 

@@ -12,10 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tlkeras.startup import filter_startup_noise
+from tlkeras.runtime.startup import filter_startup_noise
 
 REPO = Path(__file__).resolve().parents[1]
-IMPORT = "from tlkeras.startup import import_tensorflow; import_tensorflow(); print('ok')"
+IMPORT = "from tlkeras.runtime.startup import import_tensorflow; import_tensorflow(); print('ok')"
 
 # What TensorFlow 2.21 prints on start-up on a CPU-only machine (plus lines seen elsewhere).
 BENIGN = """\

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tlkeras import statistics
+from tlkeras.results import statistics
 
 VOLUMES = [50, 100, 200, 500, 1000]
 
@@ -52,9 +52,9 @@ def test_oracle_reach_and_paired_tests():
 
 
 def test_the_headline_tables_say_what_real_data_the_ensembles_saw():
-    from tlkeras import headline
-    from tlkeras.config import StudyConfig
-    from tlkeras.report import ensemble_data_note
+    from tlkeras.results import headline
+    from tlkeras.core.config import StudyConfig
+    from tlkeras.results.report import ensemble_data_note
 
     config = StudyConfig(volumes=(50, 100), seeds=(0, 1, 2), transfer_strategy=("fine_tune_all",))
     rng = np.random.default_rng(0)

@@ -10,13 +10,17 @@ import keras
 import numpy as np
 import pytest
 
-from tlkeras import engine, models, selection, strategies
-from tlkeras.config import TRANSFER_STRATEGIES, ConfigError, StudyConfig
-from tlkeras.options import SweepOptions
-from tlkeras.persistence import load_model
-from tlkeras.rundir import RunDir, RunDirError
-from tlkeras.study import run_study
-from tlkeras.training import Member
+from tlkeras.nn import engine, models
+from tlkeras.strategies import base, registry, selection
+from tlkeras.strategies.fine_tuning import linear_probe
+from tlkeras.strategies.simple_model import simple_model_in_network_units
+from tlkeras.core.config import TRANSFER_STRATEGIES, StudyConfig
+from tlkeras.core.errors import ConfigError
+from tlkeras.core.options import SweepOptions
+from tlkeras.storage.persistence import load_model
+from tlkeras.storage.rundir import RunDir, RunDirError
+from tlkeras.execution.study import run_study
+from tlkeras.core.members import Member
 
 from test_engine import SPEC, TOLERANCE, _data  # the engine tests' network, tolerance and data
 
@@ -112,7 +116,7 @@ def test_the_pull_can_act_on_named_variables_only():
 
 
 def test_multi_fidelity_trains_full_batch_with_l2_on_the_nonlinear_kernels_only():
-    from tlkeras.training import plan_jobs
+    from tlkeras.execution.planning import plan_jobs
 
     config = StudyConfig(**{**TINY, "volumes": (20, 50)}).validate()
     jobs = {(job.arm, job.size): job for job in plan_jobs(config)}
@@ -120,7 +124,7 @@ def test_multi_fidelity_trains_full_batch_with_l2_on_the_nonlinear_kernels_only(
         job = jobs["multi_fidelity", size]
         assert (job.batch_size, job.epochs, job.first_epoch, job.steps) == (size, 60, 0, 60)
         assert jobs["transfer", size].batch_size == config.batch_size
-    strategy = strategies.STRATEGIES["multi_fidelity"]
+    strategy = registry.STRATEGIES["multi_fidelity"]
     stack = models.build_stack(strategy.network(config), 2)
     start = [np.ones(v.shape, np.float32) for v in stack.trainable_variables]
     regime = strategy.regime(config, 2, start)
@@ -157,7 +161,7 @@ def test_the_linear_probe_solves_least_squares_on_the_pretrained_features():
     config = StudyConfig()
     pretrained = models.build_mlp(SPEC, seed=3)
     x, y = _data(1, 200)
-    probe = strategies.linear_probe(config, pretrained, x[0], y[0])
+    probe = linear_probe(config, pretrained, x[0], y[0])
     hidden = keras.Model(probe.inputs, probe.get_layer("hidden_4").output)
     features = np.concatenate([np.asarray(hidden([x[0]]), np.float64), np.ones((200, 1))], axis=1)
     best = np.linalg.lstsq(features, y[0].astype(np.float64), rcond=1e-6)[0]  # dead ReLUs: rank-deficient
@@ -225,7 +229,7 @@ def _record(run_dir, arm, volume=20, seed=0, system="hill2"):
 
 def test_every_strategy_saves_a_model_that_reloads_and_scores_as_recorded(study):
     config, run_dir, results = study
-    from tlkeras.jobs import EvaluationSet
+    from tlkeras.results.evaluation import EvaluationSet
 
     points = EvaluationSet(config)
     for arm in config.strategy_arms():
@@ -300,7 +304,7 @@ def test_the_held_out_check_scores_each_alpha_on_the_band_with_its_standard_erro
     x = config.network.scale_inputs(rng.uniform(0, 10, (40, 2))).astype(np.float32)
     y = rng.normal(size=(40, 2)).astype(np.float32)
     net = models.build_mlp(config.network.in_network_units(), seed=1)
-    plan = strategies.StackPlan([strategies.Prepared(net, x, y)] * 2, [0, 1], [5, 6], epochs=0, first_epoch=0)
+    plan = base.StackPlan([base.Prepared(net, x, y)] * 2, [0, 1], [5, 6], epochs=0, first_epoch=0)
     checks = selection.held_out_alphas(config, plan)
     band = selection.extrapolation_band(config, x)
     squared = np.mean((np.asarray(net(x[band])) - y[band]) ** 2, axis=1)
@@ -361,9 +365,9 @@ def test_residual_and_g_feature_need_tlkeras_to_load_and_leave_a_plain_keras_net
 def test_residual_starts_as_the_simple_model_itself():
     config = StudyConfig(**TINY).validate()
     x = np.random.default_rng(0).uniform(0, 20, (30, 2)).astype(np.float32)
-    start = strategies.STRATEGIES["residual"].prepare(config, x, np.zeros((30, 2), np.float32), None, 5)
+    start = registry.STRATEGIES["residual"].prepare(config, x, np.zeros((30, 2), np.float32), None, 5)
     np.testing.assert_array_equal(np.asarray(start.net(x)), 0.0)
-    np.testing.assert_allclose(start.offset, strategies.simple_model_in_network_units(config, x))
+    np.testing.assert_allclose(start.offset, simple_model_in_network_units(config, x))
     np.testing.assert_allclose(start.y, -start.offset)
 
 

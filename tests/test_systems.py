@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlkeras.systems import SystemParams, SystemSpec, hill, make_system, phosphorylation, synthetic
+from tlkeras.systems.mechanistic import (
+    SystemParams, SystemSpec, hill, make_system, phosphorylation, synthetic,
+)
 
 PARAMS = SystemParams()
 GRID = np.stack(np.meshgrid(np.linspace(0, 20, 41), np.linspace(0, 20, 41)), -1).reshape(-1, 2)

@@ -5,11 +5,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from tlkeras import config as study_config
-from tlkeras import data, training, user_systems
-from tlkeras.config import ConfigError, StudyConfig
-from tlkeras.user_config import resolve_user_systems
-from tlkeras.domains import Domain
+from tlkeras.core import config as study_config
+from tlkeras.nn import data
+from tlkeras.execution import training
+from tlkeras.systems import user as user_systems
+from tlkeras.core.errors import ConfigError
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.user_config import resolve_user_systems
+from tlkeras.systems.domains import Domain
 
 MODELS = textwrap.dedent('''
     import numpy as np
@@ -156,7 +159,7 @@ def test_built_in_systems_are_unchanged_by_the_generalisation():
 
 
 def test_a_fault_the_probe_missed_is_still_one_config_error_before_any_work(tmp_path):
-    from tlkeras.user_config import with_normalisation
+    from tlkeras.core.user_config import with_normalisation
 
     g = tmp_path / "banded.py"  # NaN on a narrow band of the domain: the probe's 28 points miss it
     g.write_text("import numpy as np\ndef g(x):\n    y = x ** 2\n    y[(x > 9.99) & (x < 10.01)] = np.nan\n    return y\n")

@@ -1,19 +1,22 @@
 """tlkeras: pretrain on a simple mechanistic model, fine-tune on a few real measurements.
 
-Public entry points (imported on first use, so that `tlkeras.config` loads without TensorFlow):
+Public entry points (imported on first use, so that `import tlkeras` loads no TensorFlow):
 - `StudyConfig` (the protocol), `run_study` (a whole sweep into a run directory);
 - `load_model` / `predict` (reuse a saved `.keras` model);
 - `build_mlp`, `build_stack`, `StackTrainer` (the network and the stacked engine);
-- the modules `systems` and `data` (the mechanistic models and the sampling pipelines).
+- `Ensemble` (a model folder written by `tlkeras fit`);
+- the subpackages: `tlkeras.systems` (the mechanistic models), `tlkeras.nn.data` (the sampling
+  pipelines), and the rest by concern (docs/architecture.md).
 """
 
 import importlib
 
 _EXPORTS = {
-    "ConfigError": "tlkeras.config", "StudyConfig": "tlkeras.config", "NetworkSpec": "tlkeras.config",
-    "StackTrainer": "tlkeras.engine", "build_mlp": "tlkeras.models", "build_stack": "tlkeras.models",
-    "ModelFileError": "tlkeras.persistence", "load_model": "tlkeras.persistence",
-    "predict": "tlkeras.persistence", "run_study": "tlkeras.study",
+    "ConfigError": "tlkeras.core.errors", "StudyConfig": "tlkeras.core.config", "NetworkSpec": "tlkeras.core.network",
+    "StackTrainer": "tlkeras.nn.engine", "build_mlp": "tlkeras.nn.models", "build_stack": "tlkeras.nn.models",
+    "ModelFileError": "tlkeras.core.errors", "load_model": "tlkeras.storage.persistence",
+    "predict": "tlkeras.storage.persistence", "run_study": "tlkeras.execution.study",
+    "Ensemble": "tlkeras.fit.ensemble",
 }
 __all__ = sorted(_EXPORTS)
 

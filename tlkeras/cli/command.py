@@ -1,0 +1,76 @@
+"""The `tlkeras` command: fit, predict, evaluate a lab's own system (a thin layer, as the drivers).
+
+    tlkeras fit --simple=g.py:g --domain=0,20 --measurements=plate.csv --inputs=aTc,IPTG \\
+        --outputs=gfp,rfp --out=models/plate1
+    tlkeras predict --model=models/plate1 --grid=50 --out=pred.csv
+    tlkeras evaluate --model=models/plate1 --measurements=test.csv
+
+Arguments -> config -> one library call (`fit.fitting.run_fit`, `fit.ensemble.Ensemble`); no
+training logic here. Each command is one module (`fit_command`, `model_commands`) with a
+`define(values)` and a `run(values)`, and parses into its own `absl.flags.FlagValues`. Every bad
+input is one line on stderr and exit status 2 before any work; Ctrl-C is 130; a failure mid-run 1
+(`lifecycle`). Installed as the `tlkeras` console script (`tlkeras.cli:main`); also
+`python -m tlkeras.cli`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from tlkeras.cli import fit_command, model_commands
+from tlkeras.cli.lifecycle import fail
+
+USAGE = """usage: tlkeras <command> [--flags]
+
+commands:
+  fit       pretrain on your simple model, fine-tune on your measurements (CSV), write a model folder
+  predict   ensemble mean and sd per output at points from a CSV or on a grid over the domain
+  evaluate  L1, RMSE and 2-sd coverage of a model folder on measurements it has not seen
+
+`tlkeras <command> --help` lists a command's flags."""
+
+# name: (module with define/run, the flags it requires)
+COMMANDS = {
+    "fit": (fit_command, fit_command.REQUIRED),
+    "predict": (model_commands.Predict, model_commands.Predict.REQUIRED),
+    "evaluate": (model_commands.Evaluate, model_commands.Evaluate.REQUIRED),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(USAGE)
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command, rest = argv[1], argv[2:]
+    if command not in COMMANDS:
+        fail(f"unknown command {command!r}: expected {', '.join(COMMANDS)} (tlkeras --help)")
+    handler, required = COMMANDS[command]
+    values = flags.FlagValues()
+    handler.define(values)
+    if any(a in ("-h", "--help", "--helpfull") for a in rest):
+        print(help_text(command, values))
+        sys.exit(0)
+    try:
+        extra = values([f"tlkeras {command}", *rest])
+    except flags.Error as error:
+        message = str(error).splitlines()[0]
+        missing = [name for name in values if values[name].value is None and name in required]
+        if "must have a value other than None" in message and missing:
+            message = f"--{missing[0]} is required (tlkeras {command} --help)"
+        fail(message)
+    if len(extra) > 1:
+        fail(f"unexpected arguments {extra[1:]}; every setting is a --flag (tlkeras {command} --help)")
+    handler.run(values)
+
+
+def help_text(command: str, values: flags.FlagValues) -> str:
+    """`tlkeras <command> --help`: every flag of the command, grouped by the module defining it."""
+    modules = sorted({module for module in values.flags_by_module_dict()})
+    return f"usage: tlkeras {command} [--flags]\n\n" + "\n".join(values.module_help(m) for m in modules)
+
+
+if __name__ == "__main__":
+    main()

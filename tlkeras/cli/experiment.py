@@ -1,0 +1,150 @@
+"""What an experiment driver is made of: its flags, its config, and its run.
+
+A driver (`experiments/exp1.py`) defines the protocol flags here (`define_flags`), adds its own
+(which real systems), and calls `run` from `main`:
+
+    define_flags(logs_root, volumes_default=[...])
+    ...
+    def main(argv):
+        run("exp1", argv, systems, volumes, driver_flags=["hill_n", "system"])
+
+    app.run(main, flags_parser=parse_flags)
+
+`run` validates, claims (or reopens) the run directory, runs the study
+(`execution.study.run_study`) and says where everything is, with the exit statuses of
+`lifecycle`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from absl import flags
+
+from tlkeras.cli import flags as shared_flags
+from tlkeras.cli.lifecycle import fail, parse, run_to_end, say, workers_then_tensorflow, command_line
+from tlkeras.core import config as study_config
+from tlkeras.core import user_config
+from tlkeras.core.vocabulary import FINE_TUNE_ALL
+from tlkeras.runtime import faults, interrupts
+from tlkeras.storage import folders
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(logdir_default: Path, volumes_default: list[str] | None,
+                 strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,)) -> None:
+    """The protocol flags common to the experiments, on absl's global FLAGS."""
+    shared_flags.define_protocol_flags(FLAGS, volumes_default, str(logdir_default), strategies_default)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """`app.run`'s flags_parser: one-line errors, and --preset applied before validation."""
+    return parse(FLAGS, argv, presets=lambda values: shared_flags.PRESETS[values.preset])
+
+
+def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.StudyConfig:
+    """The StudyConfig these flags describe, validated (one-line error and exit 2 if not)."""
+    try:
+        config = study_config.StudyConfig(**shared_flags.protocol_settings(FLAGS, systems, volumes))
+        # A user's function is imported and probed here, once, before any work; its units may be
+        # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).
+        config = user_config.resolve_user_systems(config)
+        if config.uses_references:
+            config = user_config.with_normalisation(config.validate())
+        return config.validate()
+    except study_config.ConfigError as error:
+        message = str(error)
+        field = message.split("=", 1)[0]
+        fail(f"--{message}" if field in FLAGS else message)
+
+
+def recorded_names(driver_flags: list[str]) -> list[str]:
+    """Every flag that determines a run's results: the shared ones and the driver's own."""
+    return [f.name for f in FLAGS.get_flags_for_module(shared_flags.__name__)] + list(driver_flags)
+
+
+def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str]) -> None:
+    """Validate, claim (or reopen) the run directory, run the study, say where everything is.
+
+    Exit status (`lifecycle`): 0 done, 2 bad input before any work, 130 interrupted, 1 stopped
+    mid-run by a failure outside the run; in the last two cases finished members are kept and the
+    resume command is printed.
+    """
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
+    interrupts.install()  # from here on, Ctrl-C stops the run at its next safe point
+    config = config_from_flags(systems, volumes)
+    logs = Path(FLAGS.logdir)
+    resume_dir = _resume_target(logs / experiment)
+    cache_dir = Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None
+    try:
+        if resume_dir is None:
+            folders.check_writable(logs, "--logdir", folders.estimated_run_bytes(config))
+            folders.check_writable(logs / experiment, "--logdir")
+        else:
+            folders.check_writable(resume_dir, "--run_dir" if FLAGS.run_dir else "--resume", 1_000_000)
+        if cache_dir is not None:
+            folders.check_writable(cache_dir, "--cache_dir")
+    except folders.FolderError as error:
+        fail(str(error))
+    error = shared_flags.connect_backend(FLAGS.backend, FLAGS.ray_address, FLAGS.workers)
+    if error:
+        fail(error)
+    faults.point("driver.startup")
+    # A resume starts its workers once its run directory is found resumable.
+    with workers_then_tensorflow(FLAGS.backend, FLAGS.workers, start=resume_dir is None) as workers:
+        _run_started(experiment, config, logs, resume_dir, cache_dir, driver_flags, workers)
+
+
+def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, cache_dir: Path | None,
+                 driver_flags: list[str], workers) -> None:
+    from tlkeras.core.errors import ModelFileError
+    from tlkeras.core.options import SweepOptions, print_report
+    from tlkeras.execution.study import run_study
+    from tlkeras.runtime.startup import configure_threads
+    from tlkeras.storage.rundir import RunDir, RunDirError, create_run_dir
+
+    if resume_dir is not None:
+        try:
+            RunDir(resume_dir).check_resumable(config)
+        except RunDirError as error:
+            fail(str(error))
+        workers.start()
+    if interrupts.requested():
+        say("interrupted before the run started; nothing was written")
+        raise SystemExit(130)
+    configure_threads()
+    run_dir = resume_dir or create_run_dir(logs, experiment)
+    # flags.txt holds what determines the results; where they ran is said again on resume.
+    where = [FLAGS[name].serialize() for name in shared_flags.WHERE_TO_RUN if FLAGS[name].value != FLAGS[name].default]
+    resume_line = command_line("python", f"experiments/{experiment}.py", f"--flagfile={run_dir / 'flags.txt'}",
+                               f"--run_dir={run_dir}", *where)
+    options = SweepOptions(workers=FLAGS.workers, max_members=FLAGS.max_members, cache_dir=cache_dir,
+                           report=print_report, backend=FLAGS.backend, ray_address=FLAGS.ray_address)
+    say(f"run directory: {run_dir}")
+
+    def work() -> None:
+        if resume_dir is None:
+            RunDir(run_dir).staging.write_text(run_dir / "flags.txt",
+                                               shared_flags.recorded_flags(FLAGS, recorded_names(driver_flags)))
+        run_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
+
+    run_to_end(work, kept=f"; finished members are kept. Resume with:\n  {resume_line}",
+               refused=(ModelFileError, RunDirError), refused_note=f" (run directory: {run_dir})")
+    say(f"done. Browse: {command_line('tensorboard', '--logdir', run_dir / 'tensorboard')}")
+
+
+def _resume_target(experiment_logs: Path) -> Path | None:
+    if FLAGS.run_dir:
+        path = Path(FLAGS.run_dir)
+        if not (path / "config.json").exists():
+            fail(f"--run_dir={path} is not a run directory (no config.json); give a folder under {experiment_logs}")
+        return path
+    if not FLAGS.resume:
+        return None
+    runs = [p for p in experiment_logs.glob("*-*-*") if (p / "config.json").exists()]
+    runs.sort(key=lambda p: (p.name.rsplit("-", 1)[0], int(p.name.rsplit("-", 1)[1])))
+    if not runs:
+        fail(f"--resume: no earlier run under {experiment_logs} to resume")
+    return runs[-1]

@@ -1,0 +1,164 @@
+"""A lab's own system: pretrain on its simple model g, fine-tune on its measurements, one folder.
+
+`plan_fit` turns a request (g, domain, CSV, columns, protocol) into a validated `StudyConfig`
+whose one "real system" is the measurements, checking everything first and free of TensorFlow:
+g is imported and probed, the CSV read and validated, the normalisation fixed. `run_fit` trains
+it with the study's machinery (the same sweep runner, stacked engine, pretraining cache, staged
+writes and TensorBoard runs): per seed a pretrained model, a member per transfer strategy
+(`transfer_strategy`; fine_tune_all's arm is "transfer") trained on every measurement and a
+baseline trained on them alone, and with k folds the same arms on each k-1 folds for
+cross-validation. It then writes the report and `manifest.json`, the file that
+makes the folder a model (`ensemble.Ensemble` reads it).
+
+The folder is built beside `--out` under a temporary name and renamed into place once complete:
+a folder named by `--out` is always a whole model, and a replaced one (`overwrite`) is removed
+only after its successor is complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tlkeras.systems import user as user_systems
+from tlkeras.core.errors import ConfigError
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.user_config import resolve_user_systems, with_normalisation
+from tlkeras.systems.domains import Domain
+from tlkeras.fit.ensemble import MANIFEST
+from tlkeras.systems.measurements import MEASURED, Measurements, read_measurements
+
+
+class OutputFolderError(ValueError):
+    """An --out folder that cannot take the model; the message is one line."""
+
+
+def plan_fit(
+    simple: str,
+    domain: Sequence[float],
+    measurements_path: str | Path,
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    folds: int = 5,
+    **protocol,
+) -> tuple[StudyConfig, Measurements]:
+    """The config of a fit and its validated measurements; raises ConfigError (g, the domain or a
+    protocol value) or MeasurementError (the CSV), each one line, before any work."""
+    inputs, outputs = tuple(inputs), tuple(outputs)
+    if not inputs or not outputs:
+        raise ConfigError("inputs and outputs each need at least one column name")
+    try:
+        box = Domain.from_values(domain, len(inputs))
+    except ValueError as error:
+        raise ConfigError(f"domain={','.join(f'{v:g}' for v in domain)} is not allowed: {error}") from None
+    low, high = box.bounds(len(inputs))
+    for name, a, b in zip(inputs, low, high):
+        if not (np.isfinite(a) and np.isfinite(b) and a < b):
+            raise ConfigError(f"domain of {name!r} is {a:g}..{b:g}: expected finite low < high")
+    base = StudyConfig(simple_system=simple, systems=(MEASURED,), num_inputs=len(inputs),
+                       big_domain=tuple(float(v) for v in domain), small_domain=tuple(float(v) for v in domain),
+                       arms=("transfer", "baseline"), **protocol)
+    if not user_systems.is_reference(simple):
+        raise ConfigError(f"simple={simple!r} is not allowed: expected your model as path/to/file.py:g or module:g")
+    config = resolve_user_systems(base)
+    if config.num_outputs != len(outputs):
+        raise ConfigError(f"{simple} returns {config.num_outputs} outputs, but {len(outputs)} output columns "
+                          f"are named ({','.join(outputs)})")
+    if folds > config.batch_size:
+        needed, reason = folds, f" (--folds={folds}: at least one row per fold)"
+    else:
+        needed, reason = max(config.batch_size, 2), f" (--batch_size={config.batch_size}: at least one full batch)"
+    found = read_measurements(measurements_path, inputs, outputs, box, min_rows=needed, min_rows_reason=reason)
+    measured_low, measured_high = found.x.min(axis=0), found.x.max(axis=0)
+    region = tuple(float(v) for pair in zip(measured_low, measured_high) for v in pair)
+    config = dataclasses.replace(
+        with_normalisation(config), measurements=str(Path(measurements_path).resolve()),
+        measurement_inputs=inputs, measurement_outputs=outputs, measurements_sha256=found.sha256,
+        volumes=(found.rows,), folds=folds, small_domain=region,
+    )
+    return config.validate(), found
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse an --out that holds something other than a replaceable tlkeras model."""
+    if not out.exists():
+        parent = out.parent if str(out.parent) else Path(".")
+        if parent.exists() and not parent.is_dir():
+            raise OutputFolderError(f"--out={out}: {parent} is a file, not a folder")
+        return
+    if not out.is_dir():
+        raise OutputFolderError(f"--out={out} is a file; give a folder for the model")
+    if not any(out.iterdir()):
+        return
+    if (out / MANIFEST).exists():
+        if overwrite:
+            return
+        raise OutputFolderError(f"--out={out} already holds a model ({MANIFEST}); give another folder, or "
+                                "--overwrite to replace it")
+    raise OutputFolderError(f"--out={out} is a folder with other files in it (no {MANIFEST}); give a new "
+                            "or empty folder")
+
+
+def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", command: str = "",
+            processes=None) -> dict:
+    """Train and report the fit that `config` describes into the folder `out` (see the module
+    doc); returns the manifest. `options`: a `SweepOptions`; `processes`: local workers the caller
+    started (`worker.WorkerProcesses`, closed by the caller)."""
+    from tlkeras.storage import environment
+    from tlkeras.results import tracking
+    from tlkeras.fit.report import write_fit_report
+    from tlkeras.storage.rundir import RunDir
+    from tlkeras.strategies.registry import chosen_settings
+    from tlkeras.execution.sweep import SweepRunner
+    from tlkeras.execution.planning import real_sets
+
+    from tlkeras.storage.persistence import writer_is_running
+
+    out = Path(out).resolve()  # '.' has no name to build beside
+    out.parent.mkdir(parents=True, exist_ok=True)
+    leftovers = [*out.parent.glob(f".{out.name}.building-*"), *out.parent.glob(f".{out.name}.replaced-*")]
+    for stale in leftovers:  # left by a fit that was killed
+        pid = stale.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not writer_is_running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    building = out.parent / f".{out.name}.building-{os.getpid()}"
+    if building.exists():
+        shutil.rmtree(building)
+    building.mkdir()
+    try:
+        directory = RunDir(building)
+        with directory.lock():
+            directory.write_config(config)
+            if flags_text:
+                directory.staging.write_text(building / "flags.txt", flags_text)
+            sessions = environment.record_session(building, directory.staging)
+            sets = real_sets(config)
+            directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
+                folder, [name for name, _ in sets] + [config.simple_name],
+                [size for _, size in sets] + [config.pretrain_size], chosen=chosen_settings(config)))
+            records = SweepRunner(config, directory, options, processes).run()
+            manifest = write_fit_report(directory, config, records, sessions, command, flags_text)
+        (building / ".lock").unlink(missing_ok=True)
+        if directory.staging.folder.is_dir() and not any(directory.staging.folder.iterdir()):
+            directory.staging.folder.rmdir()
+        _publish(building, out)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _publish(building: Path, out: Path) -> None:
+    """Rename the finished folder to `out`; an old model there goes only once the new is in."""
+    if out.exists():
+        retired = out.parent / f".{out.name}.replaced-{os.getpid()}"
+        os.replace(out, retired)
+        os.replace(building, out)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(building, out)
