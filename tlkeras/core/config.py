@@ -285,7 +285,7 @@ class StudyConfig:
     def _validate_strategy_pairs(self) -> None:
         """Enough real pairs in every training set for the strategies that hold some out (after
         volumes, folds and arms are known to be valid)."""
-        if "transfer" not in self.arms:
+        if TRANSFER_ARM not in self.arms:
             return
         smallest, name, value = self._smallest_training_set()
         of = "" if name == "volumes" else f" (the smallest training set has {smallest} pairs)"
@@ -341,7 +341,7 @@ class StudyConfig:
             _require(self.folds == 0, "folds", self.folds, "0 without a measurements file")
             return
         _require(self.systems == (MEASURED,), "systems", self.systems, f"({MEASURED!r},) with measurements")
-        _require(set(self.arms) <= {"transfer", "baseline"}, "arms", self.arms,
+        _require(set(self.arms) <= {TRANSFER_ARM, "baseline"}, "arms", self.arms,
                  "transfer and/or baseline with measurements (there is no real system for an oracle)")
         _require(len(self.volumes) == 1, "volumes", self.volumes, "one value (the rows of the measurements)")
         for name, columns, size in (("measurement_inputs", self.measurement_inputs, self.num_inputs),

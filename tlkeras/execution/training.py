@@ -40,7 +40,7 @@ from tlkeras.systems.mechanistic import system_function
 def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.ndarray]:
     """The (x, y) pairs `member` trains on, in the network's units (see NetworkSpec)."""
     if is_measured(member.system):
-        x, y = measurements.training_rows(config, member.system)
+        x, y = data.training_rows(config, member.system)
     else:
         seed = member.seed
         if member.arm == PRETRAIN:

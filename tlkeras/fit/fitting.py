@@ -32,6 +32,7 @@ from tlkeras.core.user_config import resolve_user_systems, with_normalisation
 from tlkeras.systems.domains import Domain
 from tlkeras.fit.ensemble import MANIFEST
 from tlkeras.systems.measurements import MEASURED, Measurements, read_measurements
+from tlkeras.core.vocabulary import TRANSFER_ARM
 
 
 class OutputFolderError(ValueError):
@@ -62,7 +63,7 @@ def plan_fit(
             raise ConfigError(f"domain of {name!r} is {a:g}..{b:g}: expected finite low < high")
     base = StudyConfig(simple_system=simple, systems=(MEASURED,), num_inputs=len(inputs),
                        big_domain=tuple(float(v) for v in domain), small_domain=tuple(float(v) for v in domain),
-                       arms=("transfer", "baseline"), **protocol)
+                       arms=(TRANSFER_ARM, "baseline"), **protocol)
     if not user_systems.is_reference(simple):
         raise ConfigError(f"simple={simple!r} is not allowed: expected your model as path/to/file.py:g or module:g")
     config = resolve_user_systems(base)

@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from tlkeras.core.config import StudyConfig
-from tlkeras.nn import data
+from tlkeras.nn.data import evaluation_points
 from tlkeras.systems.measurements import MEASURED
 from tlkeras.systems.mechanistic import system_function, system_name
 
@@ -98,7 +98,7 @@ class EvaluationSet:
 
     def __init__(self, config: StudyConfig):
         params = config.system_params
-        self.x = data.evaluation_points(config.big_box, config.eval_points, config.input_dimension, config.eval_seed)
+        self.x = evaluation_points(config.big_box, config.eval_points, config.input_dimension, config.eval_seed)
         self.inside = config.small_box.contains(self.x)
         references = [config.simple_system, *(s for s in config.systems if s != MEASURED)]
         self.truth = {

@@ -11,8 +11,9 @@ import numpy as np
 
 from tlkeras.results import statistics
 from tlkeras.core.config import StudyConfig
+from tlkeras.core.vocabulary import TRANSFER_ARM
 
-FINE_TUNE_ALL = "transfer"  # fine_tune_all's arm
+FINE_TUNE_ALL = TRANSFER_ARM  # fine_tune_all's arm
 
 
 def headline(config: StudyConfig, records: list[dict], ensemble_l1: dict | None = None) -> list[dict]:

@@ -17,7 +17,9 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-ARM_COLORS = {"transfer": "tab:blue", "baseline": "tab:orange", "oracle": "tab:green"}
+from tlkeras.core.vocabulary import TRANSFER_ARM  # noqa: E402
+
+ARM_COLORS = {TRANSFER_ARM: "tab:blue", "baseline": "tab:orange", "oracle": "tab:green"}
 
 
 def arm_colors(arms: Sequence[str]) -> dict[str, object]:

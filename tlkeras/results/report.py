@@ -21,9 +21,10 @@ from tlkeras.results.evaluation import EvaluationSet
 from tlkeras.storage.persistence import load_model
 from tlkeras.storage.rundir import RunDir
 from tlkeras.systems.mechanistic import system_function
+from tlkeras.core.vocabulary import TRANSFER_ARM
 
 # fine_tune_all's arm is "transfer"; then the other strategies, as config.TRANSFER_STRATEGIES lists them.
-ARM_ORDER = ("transfer", *TRANSFER_STRATEGIES[1:], "baseline", "oracle", "pretrain")
+ARM_ORDER = (TRANSFER_ARM, *TRANSFER_STRATEGIES[1:], "baseline", "oracle", "pretrain")
 CSV_FIELDS = ("arm", "system", "volume", "seed", "l1_mean", "l1_var", "l1_inside", "l1_outside",
               "final_train_loss", "epochs", "train_seconds", "cached", "model")
 
@@ -61,7 +62,7 @@ def check_claims(config: StudyConfig, summary: list[dict]) -> list[str]:
     lines = []
     systems = config.system_names()
     for system in systems:
-        pairs = [(v, _row(summary, "transfer", system, v), _row(summary, "baseline", system, v))
+        pairs = [(v, _row(summary, TRANSFER_ARM, system, v), _row(summary, "baseline", system, v))
                  for v in config.volumes]
         pairs = [(v, t, b) for v, t, b in pairs if t and b]
         if pairs:
@@ -81,7 +82,7 @@ def check_claims(config: StudyConfig, summary: list[dict]) -> list[str]:
                     f"{'grows with N' if grows else 'does not grow monotonically with N'}."
                 )
         oracle = _row(summary, "oracle", system)
-        transfers = [(v, _row(summary, "transfer", system, v)) for v in config.volumes]
+        transfers = [(v, _row(summary, TRANSFER_ARM, system, v)) for v in config.volumes]
         transfers = [(v, t) for v, t in transfers if t]
         if oracle and transfers:
             within = [v for v, t in transfers if t["l1_mean"] <= 1.25 * oracle["l1_mean"]]
@@ -89,7 +90,7 @@ def check_claims(config: StudyConfig, summary: list[dict]) -> list[str]:
                 f"3. {system}: oracle L1 {oracle['l1_mean']:.3f} on {config.oracle_size} pairs; "
                 f"transfer within 25% of it at N = {_list(within)}."
             )
-    transfer_means = [(s, _row(summary, "transfer", s, config.volumes[-1])) for s in systems]
+    transfer_means = [(s, _row(summary, TRANSFER_ARM, s, config.volumes[-1])) for s in systems]
     transfer_means = [(s, r["l1_mean"]) for s, r in transfer_means if r]
     if len(transfer_means) > 1:
         values = [m for _, m in transfer_means]
@@ -148,7 +149,7 @@ def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict], fold
         oracle = _row(summary, "oracle", system)
         by_volume = {
             arm: bars([_row(summary, arm, system, v) for v in config.volumes])
-            for arm in ("transfer", "baseline")
+            for arm in (TRANSFER_ARM, "baseline")
         }
         by_volume = {arm: value for arm, value in by_volume.items() if value}
         if by_volume:
@@ -159,7 +160,7 @@ def make_figures(run_dir: RunDir, config: StudyConfig, summary: list[dict], fold
             )
     by_system = {
         arm: bars([_row(summary, arm, s, None if arm == "oracle" else focus_volume) for s in systems])
-        for arm in ("transfer", "baseline", "oracle")
+        for arm in (TRANSFER_ARM, "baseline", "oracle")
     }
     by_system = {arm: value for arm, value in by_system.items() if value}
     if by_system:
@@ -195,7 +196,7 @@ def strategy_figures(config: StudyConfig, headline_rows: list[dict], records: li
             else:
                 row = next(r for r in rows if r["arm"] == arm)
                 ensemble = [row.get("ensemble_l1", {}).get(v) for v in volumes]
-            curves["fine_tune_all" if arm == "transfer" else arm] = dict(
+            curves["fine_tune_all" if arm == TRANSFER_ARM else arm] = dict(
                 mean=[i.mean for i in intervals], low=[i.ci_low if math.isfinite(i.ci_low) else i.mean for i in intervals],
                 high=[i.ci_high if math.isfinite(i.ci_high) else i.mean for i in intervals],
                 ensemble=None if any(e is None for e in ensemble) else ensemble)
@@ -222,7 +223,7 @@ def _surface_figures(run_dir: RunDir, config: StudyConfig, systems, volume, fold
     for system in systems:
         truth = np.asarray(system_function(config.reference(system), config.system_params)(grid))
         learned = {}
-        for arm in ("transfer", "baseline", "oracle"):
+        for arm in (TRANSFER_ARM, "baseline", "oracle"):
             size = config.oracle_size if arm == "oracle" else volume
             path = run_dir.model_path(Member(arm, system, size, seed))
             if path.exists():
