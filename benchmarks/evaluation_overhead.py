@@ -13,9 +13,7 @@ baseline). Compilation is excluded (a warm-up fit each). Prints the ratio with/w
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,10 +30,10 @@ def main(argv):
     del argv
     import numpy as np
 
-    from tlkeras.results import evaluation
-    from tlkeras.nn import models
     from tlkeras.core.config import StudyConfig
+    from tlkeras.nn import models
     from tlkeras.nn.engine import StackTrainer
+    from tlkeras.results import evaluation
     from tlkeras.runtime.startup import configure_threads
 
     configure_threads(intra_op=1, inter_op=1)

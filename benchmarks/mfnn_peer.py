@@ -43,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 RESULT = re.compile(r"RESULT seed=(\d+) N=(\d+) reg=(\S+) L1=([\d.]+)")
 
 
@@ -53,9 +52,9 @@ def fit_mfnn(seed: int, volume: int, reg: str, iterations: int, data_seed: int |
     (default: `seed`, as Experiment 3's seed does; a fixed one, as `--real_data_seed`); with
     `predictions`, its predictions on the evaluation points are saved there (.npy)."""
     from tlkeras.core.config import StudyConfig
-    from tlkeras.results.evaluation import EvaluationSet
     from tlkeras.core.members import Member
     from tlkeras.execution.training import training_set
+    from tlkeras.results.evaluation import EvaluationSet
 
     config = StudyConfig(systems=("hill2",), seeds=(seed,))
     evaluation = EvaluationSet(config)

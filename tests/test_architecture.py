@@ -14,7 +14,6 @@ from pathlib import Path
 
 import grimp
 import pytest
-
 from conftest import REPO
 
 # What the drivers and `tlkeras` import before their worker processes start (their TensorFlow

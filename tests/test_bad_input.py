@@ -12,10 +12,9 @@ import io
 import math
 
 import pytest
+from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import REPO
 
 from tlkeras.cli import experiment as common
 

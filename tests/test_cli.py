@@ -14,13 +14,16 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
 from tlkeras.core.config import StudyConfig
 
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
+
 EXAMPLE = REPO / "examples" / "plate"
+STRATEGIES = "fine_tune_all,l2_sp_extrapolation,residual"  # fitted's: the first is the default
 FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
        f"--measurements={EXAMPLE / 'plate.csv'}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp", "--preset=quick"]
 
@@ -52,10 +55,11 @@ def interrupted_fits(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted(interrupted_fits):
-    """The example fitted with the quick preset, into the folder the interrupted fits left."""
+    """The example fitted with the quick preset, into the folder the interrupted fits left, with two
+    more strategies beside the default (each its own cross-validated ensemble)."""
     out, _ = interrupted_fits
     root = out.parent.parent
-    result = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2")
+    result = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2", f"--strategies={STRATEGIES}")
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -72,7 +76,7 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert manifest["simple"]["sha256"] and manifest["measurements"]["rows"] == 300
     assert "--inputs=aTc,IPTG" in manifest["flags"] and "--preset=quick" in manifest["flags"]
     assert (out / "flags.txt").read_text().splitlines() == manifest["flags"]
-    assert set(manifest["noise_sd"]) == {"transfer", "baseline"}
+    assert set(manifest["noise_sd"]) == {"transfer", "l2_sp_extrapolation", "residual", "baseline"}
     assert set(manifest["noise_sd"]["baseline"]) == {"gfp", "rfp"}
     report = (out / "report.md").read_text()
     assert "5-fold cross-validated error" in report and "| transfer | gfp |" in report
@@ -80,8 +84,8 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert (out / "figures" / "fit_maps.png").exists()
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]  # nothing half-built left
     assert not (out / ".partial").exists() and not (out / ".lock").exists()
-    # 2 seeds x 2 arms x (all rows + 5 folds) + 2 pretrained.
-    assert len(list(out.glob("models/**/*.keras"))) == 2 * 2 * 6 + 2
+    # 2 seeds x 4 arms x (all rows + 5 folds), residual's with its plain-Keras network, + 2 pretrained.
+    assert len(list(out.glob("models/**/*.keras"))) == 2 * 4 * 6 + 2 * 6 + 2
     import tensorflow as tf
 
     events = list((out / "tensorboard" / "transfer" / "measurements-fold3").glob("n*/seed1/events.out.tfevents.*"))
@@ -150,33 +154,29 @@ def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
     assert "coverage" in result.stdout and "gfp" in result.stdout
 
 
-def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(tmp_path):
-    out = tmp_path / "plate_strategies"
-    result = tlkeras(*FIT, f"--out={out}", "--strategies=l2_sp_extrapolation,residual", "--seeds=0,1", "--folds=2",
-                     "--pretrain_size=64", "--epochs=4", "--pretrain_epochs=2", "--cache=false", "--workers=2")
-    assert result.returncode == 0, result.stderr
+def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(fitted, tmp_path):
+    out, _ = fitted
     manifest = json.loads((out / "manifest.json").read_text())
-    arms = {"l2_sp_extrapolation", "residual", "baseline"}
-    assert manifest["default_arm"] == "l2_sp_extrapolation"
+    arms = {"transfer", "l2_sp_extrapolation", "residual", "baseline"}
+    assert manifest["default_arm"] == "transfer"  # fine_tune_all's arm: the first of --strategies
     assert {arm for arm, paths in manifest["ensembles"].items() if len(paths) == 2} == arms
-    assert set(manifest["noise_sd"]) == arms  # each cross-validated on the 2 folds
     report = (out / "report.md").read_text()
     assert all(f"| {arm} | rfp |" in report for arm in arms)
     ratios = report.split("over the baseline's")[1]
     assert "| l2_sp_extrapolation | " in ratios and "| residual | " in ratios
     members = json.loads((out / "results.json").read_text())["members"]
     chosen = [m["l2_sp_alpha"] for m in members if m["arm"] == "l2_sp_extrapolation"]
-    assert len(chosen) == 2 * 3 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 2 folds)
+    assert len(chosen) == 2 * 6 and set(chosen) <= set(StudyConfig().l2_sp_alphas)  # 2 seeds x (all + 5 folds)
     from tlkeras.fit.ensemble import Ensemble  # what `tlkeras predict` loads (its CLI: the tests above)
 
     grid = np.array([[a, b] for a in (0, 50, 100) for b in (0, 500, 1000)], np.float64)
-    default, residual = Ensemble.load(out), Ensemble.load(out, "residual")  # residual's carry g inside
-    means = {e.arm: e.predict(grid)[0] for e in (default, residual)}
+    ensembles = [Ensemble.load(out, "l2_sp_extrapolation"), Ensemble.load(out, "residual")]  # residual: g inside
+    means = {e.arm: e.predict(grid)[0] for e in ensembles}
     assert set(means) == {"l2_sp_extrapolation", "residual"}
     assert all(np.isfinite(m).all() and m.shape == (9, 2) for m in means.values())
     assert not np.allclose(means["l2_sp_extrapolation"], means["residual"])  # two different ensembles
-    wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=transfer")
-    assert wrong.returncode == 2 and "--arm='transfer' is not allowed" in wrong.stderr
+    wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=lp_ft")
+    assert wrong.returncode == 2 and "--arm='lp_ft' is not allowed" in wrong.stderr
     refused = tlkeras(*FIT, f"--out={tmp_path / 'never'}", "--strategies=l2_sp,bogus")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--strategies" in refused.stderr
     assert not (tmp_path / "never").exists()

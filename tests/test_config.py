@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from tlkeras.core.errors import ConfigError
 from tlkeras.core.config import StudyConfig, experiment2
+from tlkeras.core.errors import ConfigError
 
 
 def test_defaults_are_the_protocol():

@@ -96,8 +96,8 @@ def test_evaluation_points_are_fixed_by_their_seed():
 def test_real_data_seed_gives_every_seed_the_same_real_pairs_and_nothing_else():
     import pytest
 
-    from tlkeras.core.errors import ConfigError
     from tlkeras.core.config import StudyConfig
+    from tlkeras.core.errors import ConfigError
     from tlkeras.core.members import Member
     from tlkeras.execution.training import training_set
 

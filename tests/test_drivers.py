@@ -7,8 +7,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import only_run_dir, run_driver
+
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
 # exp1_run and exp2_run (conftest.py): a tiny run of each driver, shared with test_reliability and
 # test_tensorboard.
@@ -65,8 +66,8 @@ def test_progress_names_arm_volume_seeds_and_time_left(exp2_run):
 def test_saved_models_reload_with_plain_keras_and_match_the_scores(exp2_run):
     run, _ = exp2_run
     results = json.loads((run / "results.json").read_text())
-    from tlkeras.nn import data
     from tlkeras.core.config import StudyConfig
+    from tlkeras.nn import data
     from tlkeras.systems.mechanistic import SystemSpec, make_system
 
     config = StudyConfig.from_json((run / "config.json").read_text())

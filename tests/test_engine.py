@@ -161,3 +161,22 @@ def test_trainers_of_one_architecture_share_a_program_and_train_exactly_as_with_
     engine.StackTrainer(stack, 1e-3, 32, engine.Regime([1e-3, 1e-3], frozen=[frozenset({"hidden_0"})] * 2)).fit(
         x, y, 1, shuffle_seeds=[5, 6])
     assert len(engine._PROGRAMS) == 3
+
+
+def test_adam_update_is_keras_adam_step_for_step():
+    """The engine's update (`engine.adam_update`) against keras.optimizers.Adam on one variable."""
+    from tlkeras.nn.engine import ADAM_BETA_1, ADAM_BETA_2, adam_update
+
+    rng = np.random.default_rng(3)
+    start = rng.normal(size=(4, 3)).astype(np.float32)
+    grads = [rng.normal(size=(4, 3)).astype(np.float32) for _ in range(5)]
+    variable = tf.Variable(start)
+    optimizer = keras.optimizers.Adam(0.01)
+    param, m, v = tf.constant(start), tf.zeros_like(start), tf.zeros_like(start)
+    for t, g in enumerate(grads, start=1):
+        optimizer.apply_gradients([(tf.constant(g), variable)])
+        step_size = 0.01 * np.sqrt(1 - ADAM_BETA_2**t) / (1 - ADAM_BETA_1**t)
+        param, m, v = adam_update(param, tf.constant(g), m, v, tf.constant(step_size, tf.float32))
+        np.testing.assert_allclose(param.numpy(), variable.numpy(), rtol=1e-5, atol=1e-6)  # float32 rounding
+    frozen, _, _ = adam_update(param, tf.constant(grads[0]), m, v, tf.constant(0.01), mask=tf.zeros([4, 1]))
+    np.testing.assert_array_equal(frozen.numpy(), param.numpy())

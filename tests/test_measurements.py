@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tlkeras.nn.data import measurement_dataset
 from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import MeasurementError, fold_of_rows, fold_sizes, read_measurements
-from tlkeras.nn.data import measurement_dataset
 
 GOOD = "well,aTc,IPTG,gfp,rfp\nA1,1.5,20,100.5,7\nA2,3,0,2e3,-1\n\nA3,0,40,5,6\n"
 

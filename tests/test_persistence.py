@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from tlkeras import load_model, predict
+from tlkeras.core.errors import ModelFileError
 from tlkeras.core.network import NetworkSpec
 from tlkeras.nn.models import build_mlp
-from tlkeras.core.errors import ModelFileError
 from tlkeras.storage.persistence import Staging, save_model
 
 SPEC = NetworkSpec()

@@ -1,11 +1,11 @@
 """Planning a sweep: which members train together, and when long jobs are split over workers."""
 
 from tlkeras.core.config import StudyConfig, experiment2
-from tlkeras.execution.pretrain_cache import pretrain_cache_folder
 from tlkeras.core.options import SweepOptions
-from tlkeras.storage.rundir import RunDir
-from tlkeras.execution.sweep import SweepRunner
 from tlkeras.execution.planning import plan_jobs, pretrained_member
+from tlkeras.execution.pretrain_cache import pretrain_cache_folder
+from tlkeras.execution.sweep import SweepRunner
+from tlkeras.storage.rundir import RunDir
 
 
 def test_experiment1_jobs_share_a_step_count_and_cover_every_cell():

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tagged_processes, tiny_flags
+
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
 TIMING = {"train_seconds"}  # the only fields of a record that depend on the machine's speed
 

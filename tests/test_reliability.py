@@ -21,8 +21,9 @@ from pathlib import Path
 
 import keras
 import pytest
-
 from conftest import EXP1_FLAGS, REPO, only_run_dir, run_driver, tagged_processes, tiny_flags
+
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
 FLAGS = EXP1_FLAGS  # with tiny_flags: 6 jobs, 12 members, as exp1_run
 

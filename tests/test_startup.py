@@ -12,7 +12,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tlkeras.runtime.startup import filter_startup_noise
+
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
 REPO = Path(__file__).resolve().parents[1]
 IMPORT = "from tlkeras.runtime.startup import import_tensorflow; import_tensorflow(); print('ok')"

@@ -52,8 +52,8 @@ def test_oracle_reach_and_paired_tests():
 
 
 def test_the_headline_tables_say_what_real_data_the_ensembles_saw():
-    from tlkeras.results import headline
     from tlkeras.core.config import StudyConfig
+    from tlkeras.results import headline
     from tlkeras.results.report import ensemble_data_note
 
     config = StudyConfig(volumes=(50, 100), seeds=(0, 1, 2), transfer_strategy=("fine_tune_all",))

@@ -9,20 +9,20 @@ import sys
 import keras
 import numpy as np
 import pytest
+from test_engine import SPEC, TOLERANCE, _data  # the engine tests' network, tolerance and data
 
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.errors import ConfigError
+from tlkeras.core.members import Member
+from tlkeras.core.options import SweepOptions
+from tlkeras.core.vocabulary import TRANSFER_STRATEGIES
+from tlkeras.execution.study import run_study
 from tlkeras.nn import engine, models
+from tlkeras.storage.persistence import load_model
+from tlkeras.storage.rundir import RunDir, RunDirError
 from tlkeras.strategies import base, registry, selection
 from tlkeras.strategies.fine_tuning import linear_probe
 from tlkeras.strategies.simple_model import simple_model_in_network_units
-from tlkeras.core.config import TRANSFER_STRATEGIES, StudyConfig
-from tlkeras.core.errors import ConfigError
-from tlkeras.core.options import SweepOptions
-from tlkeras.storage.persistence import load_model
-from tlkeras.storage.rundir import RunDir, RunDirError
-from tlkeras.execution.study import run_study
-from tlkeras.core.members import Member
-
-from test_engine import SPEC, TOLERANCE, _data  # the engine tests' network, tolerance and data
 
 
 def _train(seeds, x, y, epochs, regime=None, **fit):
@@ -340,6 +340,7 @@ def test_freeze_k_keeps_the_first_layers_of_the_pretrained_model(study):
         assert same == (i < config.freeze_layers), i
 
 
+@pytest.mark.integration  # a fresh process, as a user loads the files
 def test_residual_and_g_feature_need_tlkeras_to_load_and_leave_a_plain_keras_network(study):
     config, run_dir, _ = study
     script = (
@@ -371,6 +372,7 @@ def test_residual_starts_as_the_simple_model_itself():
     np.testing.assert_allclose(start.y, -start.offset)
 
 
+@pytest.mark.integration  # the driver, as a user runs it
 def test_exp3_refuses_an_unknown_strategy_before_any_work(tmp_path):
     from conftest import run_driver
 

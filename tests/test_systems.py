@@ -5,7 +5,12 @@ import pytest
 import tensorflow as tf
 
 from tlkeras.systems.mechanistic import (
-    SystemParams, SystemSpec, hill, make_system, phosphorylation, synthetic,
+    SystemParams,
+    SystemSpec,
+    hill,
+    make_system,
+    phosphorylation,
+    synthetic,
 )
 
 PARAMS = SystemParams()

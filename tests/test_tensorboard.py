@@ -12,6 +12,8 @@ import urllib.request
 
 import pytest
 
+pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

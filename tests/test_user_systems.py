@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from tlkeras.core import config as study_config
-from tlkeras.nn import data
-from tlkeras.execution import training
-from tlkeras.systems import user as user_systems
-from tlkeras.core.errors import ConfigError
 from tlkeras.core.config import StudyConfig
+from tlkeras.core.errors import ConfigError
 from tlkeras.core.user_config import resolve_user_systems
+from tlkeras.execution import training
+from tlkeras.nn import data
+from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
 
 MODELS = textwrap.dedent('''

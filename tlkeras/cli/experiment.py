@@ -22,20 +22,24 @@ from pathlib import Path
 from absl import flags
 
 from tlkeras.cli import flags as shared_flags
-from tlkeras.cli.lifecycle import fail, parse, run_to_end, say, workers_then_tensorflow, command_line
+from tlkeras.cli.lifecycle import command_line, fail, parse, run_to_end, say, workers_then_tensorflow
 from tlkeras.core import config as study_config
 from tlkeras.core import user_config
+from tlkeras.core.errors import ConfigError
 from tlkeras.core.vocabulary import FINE_TUNE_ALL
 from tlkeras.runtime import faults, interrupts
 from tlkeras.storage import folders
 
 FLAGS = flags.FLAGS
+_LOGS = {}  # the driver's default --logdir
 
 
 def define_flags(logdir_default: Path, volumes_default: list[str] | None,
                  strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,)) -> None:
-    """The protocol flags common to the experiments, on absl's global FLAGS."""
-    shared_flags.define_protocol_flags(FLAGS, volumes_default, str(logdir_default), strategies_default)
+    """The protocol flags common to the experiments, on absl's global FLAGS; `logdir_default`:
+    where runs go without --logdir."""
+    _LOGS["default"] = Path(logdir_default)
+    shared_flags.define_protocol_flags(FLAGS, volumes_default, strategies_default)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -53,7 +57,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
         if config.uses_references:
             config = user_config.with_normalisation(config.validate())
         return config.validate()
-    except study_config.ConfigError as error:
+    except ConfigError as error:
         message = str(error)
         field = message.split("=", 1)[0]
         fail(f"--{message}" if field in FLAGS else message)
@@ -75,7 +79,7 @@ def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int]
         fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
     interrupts.install()  # from here on, Ctrl-C stops the run at its next safe point
     config = config_from_flags(systems, volumes)
-    logs = Path(FLAGS.logdir)
+    logs = Path(FLAGS.logdir) if FLAGS.logdir else _LOGS["default"]
     resume_dir = _resume_target(logs / experiment)
     cache_dir = Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None
     try:

@@ -18,6 +18,7 @@ from absl import flags
 from tlkeras.cli import flags as shared_flags
 from tlkeras.cli.lifecycle import apply_preset, command_line, fail, run_to_end, say, workers_then_tensorflow
 from tlkeras.core import config as study_config
+from tlkeras.core.errors import ConfigError
 from tlkeras.core.vocabulary import FINE_TUNE_ALL
 from tlkeras.runtime import interrupts
 from tlkeras.storage import folders
@@ -75,7 +76,7 @@ def run(v: flags.FlagValues) -> None:
         folders.check_writable(out.parent, "--out", folders.estimated_run_bytes(config))
         if cache_dir is not None:
             folders.check_writable(cache_dir, "--cache_dir")
-    except (OutputFolderError, study_config.ConfigError, MeasurementError, folders.FolderError) as error:
+    except (OutputFolderError, ConfigError, MeasurementError, folders.FolderError) as error:
         fail(_flag_style(str(error)))
     error = shared_flags.connect_backend(v.backend, v.ray_address, v.workers)
     if error:

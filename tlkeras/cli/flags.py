@@ -223,7 +223,7 @@ def connect_backend(backend: str, ray_address: str, workers: int) -> str | None:
 PRESETS = {"full": {}, "quick": study_config.QUICK_PRESET}
 
 
-def define_protocol_flags(v: FlagValues, volumes_default: list[str] | None, logdir_default: str,
+def define_protocol_flags(v: FlagValues, volumes_default: list[str] | None,
                           strategies_default: tuple[str, ...] = (vocabulary.FINE_TUNE_ALL,)) -> None:
     """The protocol flags common to the experiments (defaults: PROTOCOL.md)."""
     defaults = study_config.StudyConfig()
@@ -277,7 +277,8 @@ def define_protocol_flags(v: FlagValues, volumes_default: list[str] | None, logd
     for name in ("y_tot", "real_noise"):
         require_finite(name, v)
     # How and where to run.
-    flags.DEFINE_string("logdir", logdir_default, "Root of the run directories.", flag_values=v)
+    flags.DEFINE_string("logdir", None, "Root of the run directories (default: logs/ of the checkout, beside "
+                        "experiments/).", flag_values=v)
     flags.DEFINE_boolean("resume", False, "Continue the latest run of this experiment (same flags).", flag_values=v)
     flags.DEFINE_string("run_dir", None, "Continue this run directory (same flags).", flag_values=v)
     define_backend_flags(v)

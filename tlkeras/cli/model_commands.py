@@ -37,9 +37,9 @@ def define_predict(v: flags.FlagValues) -> None:
 
 
 def run_predict(v: flags.FlagValues) -> None:
+    from tlkeras.core.errors import ModelFileError
     from tlkeras.fit.ensemble import grid_points, read_manifest
     from tlkeras.systems.measurements import MeasurementError, read_measurements
-    from tlkeras.core.errors import ModelFileError
 
     out = Path(v.out)
     try:
@@ -84,8 +84,8 @@ def define_evaluate(v: flags.FlagValues) -> None:
 def run_evaluate(v: flags.FlagValues) -> None:
     import json
 
-    from tlkeras.fit.ensemble import read_manifest
     from tlkeras.core.errors import ModelFileError
+    from tlkeras.fit.ensemble import read_manifest
     from tlkeras.systems.measurements import MeasurementError, read_measurements
 
     try:
@@ -124,8 +124,8 @@ def _load_ensemble(v: flags.FlagValues):
     from tlkeras.runtime.startup import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")
-    from tlkeras.fit.ensemble import Ensemble
     from tlkeras.core.errors import ModelFileError
+    from tlkeras.fit.ensemble import Ensemble
 
     try:
         return Ensemble.load(Path(v.model), v.arm)

@@ -15,12 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from tlkeras.systems import user as user_systems
 from tlkeras.core.errors import ConfigError
 from tlkeras.core.network import NetworkSpec
 from tlkeras.core.vocabulary import (
-    ACTIVATIONS, ARMS, L2_SP_CHOICES, TRANSFER_ARM, TRANSFER_STRATEGIES, WITHOUT_PRETRAINING, arm_of_strategy,
+    ACTIVATIONS,
+    ARMS,
+    L2_SP_CHOICES,
+    TRANSFER_ARM,
+    TRANSFER_STRATEGIES,
+    WITHOUT_PRETRAINING,
+    arm_of_strategy,
 )
+from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import MEASURED  # the one "system" of a fit: the rows of a lab's CSV
 from tlkeras.systems.mechanistic import SystemParams, SystemSpec, system_name

@@ -6,10 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from tlkeras.core.vocabulary import PRETRAIN
-
-
-
 
 @dataclass(frozen=True)
 class Member:

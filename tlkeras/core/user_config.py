@@ -12,11 +12,12 @@ import dataclasses
 
 import numpy as np
 
-from tlkeras.systems import user as user_systems
-from tlkeras.core.errors import ConfigError
 from tlkeras.core.config import StudyConfig, _show
+from tlkeras.core.errors import ConfigError
+from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import MEASURED
+
 
 def resolve_user_systems(config: StudyConfig) -> StudyConfig:
     """`config` with its user systems made absolute, loaded and probed once on the big domain

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from tlkeras.core.config import StudyConfig
-from tlkeras.core.options import SweepOptions
-from tlkeras.storage.persistence import Staging, json_text
-from tlkeras.storage.rundir import RunDir
 from tlkeras.core.members import Member, StackJob
+from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
 from tlkeras.execution.planning import needs_pretrained, pretrained_member
+from tlkeras.storage.persistence import Staging, json_text
+from tlkeras.storage.rundir import RunDir
 
 
 @dataclass(frozen=True)

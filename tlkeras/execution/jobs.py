@@ -11,8 +11,6 @@ to, a cache keyed by everything that determines them.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import tempfile
 from pathlib import Path
 
@@ -20,26 +18,33 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.errors import ModelFileError
+from tlkeras.core.members import Member, StackJob
+from tlkeras.core.options import SweepOptions, duration
+from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.execution.handoff import (
+    JobInputs,
+    JobOutput,
+    MemberOutput,
+    ModelFiles,
+    json_bytes,
+    model_bytes,
+    model_from_bytes,
+    npy_bytes,
+    tree_bytes,
+)
+from tlkeras.execution.planning import needs_pretrained, pretrained_member
+from tlkeras.execution.training import TrainedStack, prepare, train_job
+from tlkeras.nn import models
 from tlkeras.results import curves, evaluation, tracking
-from tlkeras.nn import data, models
-from tlkeras.runtime import interrupts
 from tlkeras.results.curves import EvaluationCurves
 from tlkeras.results.evaluation import EvaluationSet
-from tlkeras.core.config import StudyConfig
-from tlkeras.core.options import SweepOptions, duration
-from tlkeras.execution.handoff import (
-    JobInputs, JobOutput, MemberOutput, ModelFiles, json_bytes, model_bytes, model_from_bytes, npy_bytes, tree_bytes,
-)
-from tlkeras.core.errors import ModelFileError
+from tlkeras.runtime import interrupts
 from tlkeras.storage.rundir import RunDir
-from tlkeras.systems.measurements import MEASURED, fold_index, heldout_rows, is_measured
-from tlkeras.systems.mechanistic import system_function, system_name
-from tlkeras.strategies.selection import WISE_FT_MIXES, mix
 from tlkeras.strategies.registry import chosen_settings, strategy_of_arm
-from tlkeras.core.members import Member, StackJob
-from tlkeras.core.vocabulary import PRETRAIN
-from tlkeras.execution.training import TrainedStack, prepare, train_job
-from tlkeras.execution.planning import needs_pretrained, pretrained_member
+from tlkeras.strategies.selection import WISE_FT_MIXES, mix
+from tlkeras.systems.measurements import MEASURED, fold_index, heldout_rows, is_measured
 
 
 class JobExecutor:

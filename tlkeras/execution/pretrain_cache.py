@@ -14,7 +14,6 @@ from tlkeras.core.config import StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.core.options import SweepOptions
 
-
 ENGINE_VERSION = 1  # bump when a change alters trained weights: it invalidates the cache
 
 

@@ -25,16 +25,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tlkeras.runtime import faults, interrupts
 from tlkeras.core.options import SweepOptions
+from tlkeras.runtime import faults, interrupts
 
 # Free of TensorFlow at import (the drivers connect before TensorFlow loads); the run's modules
 # are imported where used.
 if TYPE_CHECKING:
     from tlkeras.core.config import StudyConfig
+    from tlkeras.core.members import StackJob
     from tlkeras.execution.handoff import JobOutput, ModelFiles
     from tlkeras.storage.rundir import RunDir
-    from tlkeras.core.members import StackJob
 
 TASK_RETRIES = 3  # a task whose worker process died is run again, this many times at most
 CONNECT_SECONDS = 10.0
@@ -205,8 +205,8 @@ class RayBackend:
                 raise
             raise cause from None
         except (exceptions.WorkerCrashedError, exceptions.NodeDiedError, exceptions.TaskCancelledError) as error:
-            from tlkeras.execution.jobs import job_label
             from tlkeras.core.errors import WorkerDied
+            from tlkeras.execution.jobs import job_label
 
             interrupts.check()
             raise WorkerDied(f"the Ray worker training [{job_label(job)}] died {TASK_RETRIES + 1} times "
@@ -261,7 +261,8 @@ class ShippedConfig:
 
     @classmethod
     def of(cls, config: StudyConfig) -> "ShippedConfig":
-        from tlkeras.systems import measurements, user as user_systems
+        from tlkeras.systems import measurements
+        from tlkeras.systems import user as user_systems
 
         references = [s for s in (config.simple_system, *config.systems) if user_systems.is_reference(s)]
         sources = {r: user_systems.source_path(r).read_bytes() for r in references}
@@ -270,7 +271,8 @@ class ShippedConfig:
 
     def install(self) -> StudyConfig:
         """Make this process read the shipped files instead of the driver's paths."""
-        from tlkeras.systems import measurements, user as user_systems
+        from tlkeras.systems import measurements
+        from tlkeras.systems import user as user_systems
 
         if self.measurements is not None:
             measurements.install(self.config, self.measurements)

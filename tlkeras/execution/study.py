@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tlkeras.storage import environment
-from tlkeras.runtime import faults, interrupts
-from tlkeras.results import tracking
 from tlkeras.core.config import StudyConfig
-from tlkeras.results.report import write_report
-from tlkeras.storage.rundir import RunDir
-from tlkeras.strategies.registry import chosen_settings
 from tlkeras.core.options import SweepOptions
 from tlkeras.execution.sweep import SweepRunner
-from tlkeras.runtime.startup import configure_threads
 from tlkeras.execution.worker import WorkerProcesses
+from tlkeras.results import tracking
+from tlkeras.results.report import write_report
+from tlkeras.runtime import faults, interrupts
+from tlkeras.runtime.startup import configure_threads
+from tlkeras.storage import environment
+from tlkeras.storage.rundir import RunDir
+from tlkeras.strategies.registry import chosen_settings
 
 __all__ = ["configure_threads", "run_study"]
 

@@ -19,19 +19,19 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from tlkeras.runtime import interrupts
-from tlkeras.execution import worker
 from tlkeras.core.config import StudyConfig
 from tlkeras.core.errors import WorkerDied
-from tlkeras.runtime.startup import configure_threads
-from tlkeras.execution.pretrain_cache import ENGINE_VERSION, cache_entry_complete, pretrain_cache_folder
-from tlkeras.execution.jobs import job_label
+from tlkeras.core.members import StackJob
 from tlkeras.core.options import BACKENDS, SweepOptions, duration, print_report
+from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.execution import worker
+from tlkeras.execution.jobs import job_label
+from tlkeras.execution.planning import needs_pretrained, plan_jobs, pretrained_member
+from tlkeras.execution.pretrain_cache import ENGINE_VERSION, cache_entry_complete, pretrain_cache_folder
+from tlkeras.runtime import interrupts
+from tlkeras.runtime.startup import configure_threads
 from tlkeras.storage.persistence import Staging
 from tlkeras.storage.rundir import RunDir
-from tlkeras.core.members import StackJob
-from tlkeras.core.vocabulary import PRETRAIN
-from tlkeras.execution.planning import needs_pretrained, plan_jobs, pretrained_member
 
 __all__ = ["ENGINE_VERSION", "SweepOptions", "SweepRunner", "WorkerDied", "configure_threads", "job_label",
            "print_report"]

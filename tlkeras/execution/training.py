@@ -24,16 +24,15 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from tlkeras.nn import data, models
-from tlkeras.systems import measurements
 from tlkeras.core.config import StudyConfig
-from tlkeras.systems.measurements import is_measured
 from tlkeras.core.members import Member, StackJob
 from tlkeras.core.network import NetworkSpec
 from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.nn import data, models
 from tlkeras.nn.engine import ProgressFn, StackTrainer, TrainingLog
 from tlkeras.strategies.base import Prepared, StackPlan
 from tlkeras.strategies.registry import strategy_of_arm
+from tlkeras.systems.measurements import is_measured
 from tlkeras.systems.mechanistic import system_function
 
 

@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tlkeras.systems.domains import Domain
 from tlkeras.core.errors import ModelFileError  # TensorFlow is imported when models are loaded
+from tlkeras.systems.domains import Domain
 
 MANIFEST = "manifest.json"
 MAX_GRID_POINTS = 1_000_000

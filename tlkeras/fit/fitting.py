@@ -25,14 +25,14 @@ from typing import Sequence
 
 import numpy as np
 
-from tlkeras.systems import user as user_systems
-from tlkeras.core.errors import ConfigError
 from tlkeras.core.config import StudyConfig
+from tlkeras.core.errors import ConfigError
 from tlkeras.core.user_config import resolve_user_systems, with_normalisation
-from tlkeras.systems.domains import Domain
-from tlkeras.fit.ensemble import MANIFEST
-from tlkeras.systems.measurements import MEASURED, Measurements, read_measurements
 from tlkeras.core.vocabulary import TRANSFER_ARM
+from tlkeras.fit.ensemble import MANIFEST
+from tlkeras.systems import user as user_systems
+from tlkeras.systems.domains import Domain
+from tlkeras.systems.measurements import MEASURED, Measurements, read_measurements
 
 
 class OutputFolderError(ValueError):
@@ -110,15 +110,14 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
     """Train and report the fit that `config` describes into the folder `out` (see the module
     doc); returns the manifest. `options`: a `SweepOptions`; `processes`: local workers the caller
     started (`worker.WorkerProcesses`, closed by the caller)."""
-    from tlkeras.storage import environment
-    from tlkeras.results import tracking
+    from tlkeras.execution.planning import real_sets
+    from tlkeras.execution.sweep import SweepRunner
     from tlkeras.fit.report import write_fit_report
+    from tlkeras.results import tracking
+    from tlkeras.storage import environment
+    from tlkeras.storage.persistence import writer_is_running
     from tlkeras.storage.rundir import RunDir
     from tlkeras.strategies.registry import chosen_settings
-    from tlkeras.execution.sweep import SweepRunner
-    from tlkeras.execution.planning import real_sets
-
-    from tlkeras.storage.persistence import writer_is_running
 
     out = Path(out).resolve()  # '.' has no name to build beside
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tlkeras.runtime import faults, interrupts
-from tlkeras.results import plots, tracking
 from tlkeras.core.config import StudyConfig
-from tlkeras.fit.ensemble import Ensemble, grid_points
-from tlkeras.fit.ensemble import MANIFEST
-from tlkeras.systems.measurements import MEASURED, fold_index, of_config
+from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.fit.ensemble import MANIFEST, Ensemble, grid_points
+from tlkeras.results import plots, tracking
+from tlkeras.runtime import faults, interrupts
 from tlkeras.storage.rundir import RunDir
 from tlkeras.strategies.registry import strategy_of_arm
-from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.systems.measurements import MEASURED, fold_index, of_config
 
 SLICE_POINTS = 121
 MAX_PANELS = 8  # inputs (and outputs) drawn in the slices figure; the rest are in predict's reach

@@ -49,6 +49,27 @@ def _mix32(h: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
 
 
+def adam_update(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step_size: tf.Tensor,
+                mask: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One Adam step of one (stacked) variable: Keras' rule, `keras.optimizers.Adam.update_step`.
+
+        m <- m + (g - m)(1 - beta_1)        v <- v + (g^2 - v)(1 - beta_2)
+        param <- param - m * step_size / (sqrt(v) + epsilon)
+
+    with step_size = rate * sqrt(1 - beta_2^t) / (1 - beta_1^t) per member (bias correction folded
+    into the rate, as Keras folds it), broadcastable against `param`; `mask` (0 or 1 per member)
+    freezes members' layers. The same operations in the same order as Keras, so a member trained
+    here equals one trained by `model.fit` with Adam to float32 rounding (tests/test_engine.py).
+    Returns (param, m, v).
+    """
+    m = m + (grad - m) * (1.0 - ADAM_BETA_1)
+    v = v + (tf.square(grad) - v) * (1.0 - ADAM_BETA_2)
+    update = (m * step_size) / (tf.sqrt(v) + ADAM_EPSILON)
+    if mask is not None:
+        update = update * mask
+    return param - update, m, v
+
+
 def epoch_order(shuffle_seeds: tf.Tensor, epoch: tf.Tensor, size: int) -> tf.Tensor:
     """The order in which each member visits its `size` samples in `epoch`: int32 [K, size].
 
@@ -331,13 +352,10 @@ class StackTrainer:
                     step_sizes = rates * tf.sqrt(1.0 - ADAM_BETA_2**t) / (1.0 - ADAM_BETA_1**t)  # [K]
                     new_params, new_moments = [], []
                     for i, (p, g) in enumerate(zip(params, grads)):
-                        m, v = moments[2 * i], moments[2 * i + 1]
-                        m = m + (g - m) * (1.0 - ADAM_BETA_1)
-                        v = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
-                        update = (m * per_member(step_sizes, p)) / (tf.sqrt(v) + ADAM_EPSILON)
-                        if regime_terms:
-                            update = update * per_member(masks[i], p)
-                        new_params.append(p - update)
+                        mask = per_member(masks[i], p) if regime_terms else None
+                        p, m, v = adam_update(p, g, moments[2 * i], moments[2 * i + 1],
+                                              per_member(step_sizes, p), mask)
+                        new_params.append(p)
                         new_moments += [m, v]
                     return s + 1, new_params, new_moments, step, loss_sum + data_loss * batch_counts_t[s]
 

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from tlkeras.results import evaluation
 from tlkeras.core.config import StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.results import evaluation
 
 METRICS = ("l1_mean", "l1_inside", "l1_outside")
 

@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 
-from tlkeras.results import statistics
 from tlkeras.core.config import StudyConfig
 from tlkeras.core.vocabulary import TRANSFER_ARM
+from tlkeras.results import statistics
 
 FINE_TUNE_ALL = TRANSFER_ARM  # fine_tune_all's arm
 

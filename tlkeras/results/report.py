@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.vocabulary import TRANSFER_ARM, TRANSFER_STRATEGIES
 from tlkeras.results import coverage, evaluation, headline, plots, tracking
-from tlkeras.runtime import faults, interrupts
-from tlkeras.core.config import TRANSFER_STRATEGIES, StudyConfig
 from tlkeras.results.evaluation import EvaluationSet
+from tlkeras.runtime import faults, interrupts
 from tlkeras.storage.persistence import load_model
 from tlkeras.storage.rundir import RunDir
 from tlkeras.systems.mechanistic import system_function
-from tlkeras.core.vocabulary import TRANSFER_ARM
 
 # fine_tune_all's arm is "transfer"; then the other strategies, as config.TRANSFER_STRATEGIES lists them.
 ARM_ORDER = (TRANSFER_ARM, *TRANSFER_STRATEGIES[1:], "baseline", "oracle", "pretrain")

@@ -29,7 +29,7 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import summary_v2 as hp_summary
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-from tlkeras.core.config import ARMS
+from tlkeras.core.vocabulary import ARMS
 from tlkeras.results.evaluation import ModelScore
 
 METRICS = ("eval/l1_mean", "eval/l1_var", "eval/l1_inside", "eval/l1_outside")

@@ -61,8 +61,8 @@ def _flush_stderr() -> None:
 def _import() -> ModuleType:
     """Import tensorflow, then keras (keras 3 loads tensorflow as its backend), list the devices;
     return tensorflow."""
-    import tensorflow
     import keras  # noqa: F401
+    import tensorflow
 
     # Finding the devices is where CPU-only machines log "failed call to cuInit": do it now,
     # inside the capture. (Thread settings can still be made afterwards.)

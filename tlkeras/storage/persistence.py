@@ -26,9 +26,9 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from tlkeras.runtime import faults
 from tlkeras.core.errors import ModelFileError
 from tlkeras.core.network import NetworkSpec
+from tlkeras.runtime import faults
 
 STAGING_FOLDER = ".partial"
 

@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from tlkeras.runtime import faults
 from tlkeras.core.config import RECORDED_BEFORE, StudyConfig
-from tlkeras.storage.persistence import Staging
 from tlkeras.core.members import Member
+from tlkeras.runtime import faults
+from tlkeras.storage.persistence import Staging
 
 
 class RunDirError(ValueError):

@@ -16,8 +16,6 @@ from tlkeras.core.vocabulary import TRANSFER_ARM, arm_of_strategy
 from tlkeras.nn.engine import Regime
 
 
-
-
 @dataclass
 class Prepared:
     """One member ready to train: its starting network and its (network-unit) data."""

@@ -9,7 +9,11 @@ from __future__ import annotations
 from tlkeras.core.config import StudyConfig
 from tlkeras.strategies.base import Strategy
 from tlkeras.strategies.fine_tuning import (
-    FreezeFirstLayers, L2SP, L2SPExtrapolation, LinearProbeThenFineTune, WiseFineTune,
+    L2SP,
+    FreezeFirstLayers,
+    L2SPExtrapolation,
+    LinearProbeThenFineTune,
+    WiseFineTune,
 )
 from tlkeras.strategies.multi_fidelity import MultiFidelity
 from tlkeras.strategies.selection import WISE_FT_MIXES

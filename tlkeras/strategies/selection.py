@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.vocabulary import L2_SP_CHOICES
 from tlkeras.nn import data, models
-from tlkeras.core.config import L2_SP_CHOICES, StudyConfig
 from tlkeras.nn.engine import Regime, StackTrainer
 
 if TYPE_CHECKING:

@@ -4,5 +4,12 @@ measurement CSVs (`measurements`).
 """
 
 from tlkeras.systems.mechanistic import (  # noqa: F401  (the built-in systems' API, as `tlkeras.systems`)
-    SystemParams, SystemSpec, hill, make_system, phosphorylation, synthetic, system_function, system_name,
+    SystemParams,
+    SystemSpec,
+    hill,
+    make_system,
+    phosphorylation,
+    synthetic,
+    system_function,
+    system_name,
 )
