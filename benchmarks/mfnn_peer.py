@@ -1,6 +1,6 @@
 """DeepXDE's multi-fidelity network (MfNN, Meng and Karniadakis 2020) on tlkeras' own data.
 
-The peer of README's "A peer: DeepXDE's multi-fidelity network": for each seed and volume N it
+The peer of RESULTS.md's "A peer: DeepXDE's multi-fidelity network": for each seed and volume N it
 fits MfNN to exactly the data tlkeras' Experiment 3 trains on (the seed's 40000 synthetic points
 of the simple model on the big domain, and its N noisy hill2 points on the small domain), scores
 L1 on the same 100 evaluation points against the noise-free hill2, and prints one line per model:

@@ -119,3 +119,10 @@ def test_one_manifest_name():
     found = [str(p.relative_to(REPO)) for p in (REPO / "tlkeras").rglob("*.py")
              if "MANIFEST = " in p.read_text()]
     assert found == ["tlkeras/fit/ensemble.py"], found
+
+
+def test_the_tree_passes_ruff():
+    """Sorted imports and pyflakes' checks over every Python file ([tool.ruff] in pyproject.toml)."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "tlkeras", "tests", "experiments", "benchmarks",
+                             "docs"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]

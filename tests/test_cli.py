@@ -1,6 +1,6 @@
 """The `tlkeras` command on the copyable example: fit, predict, evaluate; bad input refused.
 
-Runs `python -m tlkeras_cli` (tlkeras/cli/) (what the `tlkeras` console script calls) in fresh processes, as a
+Runs `python -m tlkeras.cli` (what the `tlkeras` console script calls) in fresh processes, as a
 user would, with the quick preset.
 """
 

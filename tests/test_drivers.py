@@ -2,12 +2,13 @@
 
 import json
 import re
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import only_run_dir, run_driver
+from conftest import REPO, only_run_dir, run_driver
 
 pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
@@ -116,6 +117,24 @@ def test_flagfile_reruns_the_same_numbers(exp2_run, tmp_path):
     first = {m["key"]: m["l1_mean"] for m in json.loads((run / "results.json").read_text())["members"]}
     second = {m["key"]: m["l1_mean"] for m in json.loads((again / "results.json").read_text())["members"]}
     assert first == second  # bit for bit: same flags, same seeds, same code path
+    recorded = {line.split("=", 1)[0] for line in (run / "flags.txt").read_text().splitlines()}
+    # Every flag that determines a result (the strategies' too), none of where it ran.
+    assert {"--strategies", "--l2_sp_alpha", "--wise_ft_folds", "--seeds", "--hill_n", "--volume"} <= recorded
+    assert not recorded & {"--workers", "--backend", "--ray_address", "--run_dir", "--resume"}
+
+
+def test_a_run_directory_written_by_0_2_0_resumes_or_is_refused_in_one_line(tmp_path):
+    """A finished run of tlkeras 0.2.0 (tests/fixtures/run_v0_2_0): its own flags.txt resumes it
+    (nothing left to train: the report is written again); other flags are refused, naming them."""
+    run = tmp_path / "exp1" / "20261203-040623-0"
+    shutil.copytree(REPO / "tests" / "fixtures" / "run_v0_2_0", run)
+    old_flags = [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", f"--logdir={tmp_path}", "--nocache",
+                 "--workers=1"]
+    resumed = run_driver("exp1.py", old_flags)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "done." in resumed.stdout and (run / "results.md").exists() and (run / "figures").is_dir()
+    refused = run_driver("exp1.py", [*old_flags, "--seeds=0,1"])
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "seeds" in refused.stderr, refused.stderr
 
 
 def test_exp1_driver_sweeps_volumes(exp1_run):
