@@ -19,10 +19,14 @@ configure_threads(intra_op=1, inter_op=2)
 
 
 def tiny_flags(logdir: Path) -> list[str]:
-    """Driver flags for a run of a few seconds (beyond process start and compilation)."""
+    """Driver flags for a run of a few seconds (beyond process start and compilation).
+
+    One worker: the jobs run in the driver, which compiles each program once (two worker processes
+    would each import TensorFlow and compile them again: 34 CPU-s against 19 for a tiny exp1). A
+    test of worker processes (kills, orphans, their output) adds --workers=2."""
     return [
         f"--logdir={logdir}", "--pretrain_size=256", "--oracle_size=128", "--epochs=6",
-        "--pretrain_epochs=4", "--seeds=0,1", "--cache=false",
+        "--pretrain_epochs=4", "--seeds=0,1", "--cache=false", "--workers=1",
     ]
 
 
@@ -87,6 +91,6 @@ def exp1_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 def exp2_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """One exp2 run (three systems, two seeds): test_drivers reads its files, test_tensorboard serves it."""
     logdir = tmp_path_factory.mktemp("exp2")
-    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS])
+    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS, "--workers=2"])  # workers' output too
     assert result.returncode == 0, result.stderr[-3000:]
     return only_run_dir(logdir, "exp2"), result

@@ -81,7 +81,7 @@ def killed_ray_run(tmp_path_factory):
     the logdir). The last test of this file checks that Ray's processes ended with the driver, so
     that the minute they may take runs beside the tests between (see that test)."""
     logdir, tag = tmp_path_factory.mktemp("ray_killed") / "logs", uuid.uuid4().hex
-    killed = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray"],
+    killed = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS, "--backend=ray", "--workers=2"],
                         env={"TLKERAS_FAULT": "kill@record.written#3", "TLKERAS_TEST_TAG": tag})
     return only_run_dir(logdir, "exp1"), killed, tag, logdir
 

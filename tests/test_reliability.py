@@ -32,7 +32,7 @@ def _driver(logdir: Path, *extra: str, fault: str | None = None, tag: str | None
     env = {"TLKERAS_FAULT": fault} if fault else {}
     if tag:
         env["TLKERAS_TEST_TAG"] = tag
-    return run_driver("exp1.py", [*tiny_flags(logdir), *FLAGS, *extra], env=env)
+    return run_driver("exp1.py", [*tiny_flags(logdir), *FLAGS, "--workers=2", *extra], env=env)  # worker processes
 
 
 def _assert_no_orphans(tag: str) -> None:

@@ -106,6 +106,7 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
     from tlkeras.core.errors import ModelFileError
     from tlkeras.core.options import SweepOptions, print_report
     from tlkeras.execution.study import run_study
+    from tlkeras.execution.sweep import SweepRunner
     from tlkeras.runtime.startup import configure_threads
     from tlkeras.storage.rundir import RunDir, RunDirError, create_run_dir
 
@@ -114,7 +115,8 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
             RunDir(resume_dir).check_resumable(config)
         except RunDirError as error:
             fail(str(error))
-        workers.start()
+        if SweepRunner(config, RunDir(resume_dir), SweepOptions(max_members=FLAGS.max_members)).pending_jobs():
+            workers.start()  # a resume with nothing left to train only reports: no worker processes
     if interrupts.requested():
         say("interrupted before the run started; nothing was written")
         raise SystemExit(130)

@@ -106,6 +106,10 @@ class SweepRunner:
         finally:
             backend.close()
         report(f"sweep finished in {duration(time.perf_counter() - started)}")
+        return self.records()
+
+    def records(self) -> list[dict]:
+        """Every member's record, in plan order."""
         return [self.run_dir.read_record(m) for job in self.jobs for m in job.members]
 
     def balance(self, jobs: list[StackJob], workers: int | None = None) -> list[StackJob]:
