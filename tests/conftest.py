@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -70,27 +71,93 @@ def only_run_dir(logdir: Path, experiment: str) -> Path:
 EXP1_FLAGS = ["--volumes=40,96", "--hill_n=3"]
 EXP2_FLAGS = ["--hill_n=2,3", "--phosphorylation", "--volume=48"]
 
-# The driver runs below are shared by several test files (a tiny run costs a driver and two worker
-# processes that each import TensorFlow): each is made once per session, by the first test that
-# asks, and is only read afterwards (a test that changes a run works on a copy).
+# The driver and fit runs below are shared by several tests (a tiny run costs process start-up
+# and XLA compilation): each is made once per session and only read afterwards (a test that
+# changes a run works on a copy). They start in the background when the session starts, while the
+# in-process unit tests (ordered first) use the other core; a fixture waits for its run to end.
+# Nothing races: a run's outcome does not depend on when it ends.
+EXAMPLE = REPO / "examples" / "plate"
+FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
+       f"--measurements={EXAMPLE / 'plate.csv'}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp", "--preset=quick"]
+FIT_STRATEGIES = "fine_tune_all,l2_sp_extrapolation,residual"  # the shared fit's: the first is the default
+
+
+def tlkeras(*args, cwd=REPO, timeout=600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the `tlkeras` command (`python -m tlkeras.cli`, what the console script runs)."""
+    env = dict(os.environ, **(env or {}))
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def _exp1(logdir: Path):
+    return logdir, run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS], env={"TLKERAS_FAULT": "sigint@run.finished"})
+
+
+def _exp2(logdir: Path):
+    return logdir, run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS, "--workers=2"])  # workers' output too
+
+
+def _fits(root: Path):
+    """The example fitted into models/plate1 three times: stopped by Ctrl-C, killed, then whole (the
+    last must sweep the killed one's leftovers), with what each left."""
+    out = root / "models" / "plate1"
+    small = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
+             "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
+    left = {}
+    for name, fault in (("interrupted", "sigint@record.written#3"), ("killed", "kill@record.written#2")):
+        result = tlkeras(*small, env={"TLKERAS_FAULT": fault}, timeout=300)
+        left[name] = result, out.exists(), sorted(p.name for p in out.parent.glob(".*"))
+    fitted = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2",
+                     f"--strategies={FIT_STRATEGIES}")
+    return out, left, fitted
+
+
+BACKGROUND = {"example_fits": _fits, "exp1_run": _exp1, "exp2_run": _exp2}  # in the order tests need them
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files of unit tests first, then those of integration tests (`pytestmark`), each in its
+    usual order, so that the shared runs overlap the unit tests. Files stay whole: their
+    module-scoped fixtures are made once."""
+    def integration_file(item) -> bool:
+        marks = getattr(item.module, "pytestmark", [])
+        return any(m.name == "integration" for m in (marks if isinstance(marks, list) else [marks]))
+
+    items.sort(key=integration_file)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_runs(request, tmp_path_factory):
+    """The shared runs the selected tests need, started now, one after the other, in one
+    background thread (the unit tests keep the other core), in the order the tests need them."""
+    needed = {name for item in request.session.items for name in item.fixturenames} & set(BACKGROUND)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        yield {name: pool.submit(BACKGROUND[name], tmp_path_factory.mktemp(name)) for name in BACKGROUND
+               if name in needed}
 
 
 @pytest.fixture(scope="session")
-def exp1_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """One exp1 sweep, never interrupted: test_drivers reads its results, and every interrupted and
-    resumed run in test_reliability must equal it member by member.
+def exp1_run(shared_runs) -> tuple[Path, subprocess.CompletedProcess]:
+    """One exp1 sweep (one worker), never interrupted: test_drivers reads its results, and every
+    interrupted and resumed run in test_reliability (two workers) must equal it member by member.
 
     Its Ctrl-C comes after the last result is written: that changes nothing (exit status 0)."""
-    logdir = tmp_path_factory.mktemp("exp1")
-    result = run_driver("exp1.py", [*tiny_flags(logdir), *EXP1_FLAGS], env={"TLKERAS_FAULT": "sigint@run.finished"})
+    logdir, result = shared_runs["exp1_run"].result()
     assert result.returncode == 0, result.stderr[-3000:]
     return only_run_dir(logdir, "exp1"), result
 
 
 @pytest.fixture(scope="session")
-def exp2_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """One exp2 run (three systems, two seeds): test_drivers reads its files, test_tensorboard serves it."""
-    logdir = tmp_path_factory.mktemp("exp2")
-    result = run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS, "--workers=2"])  # workers' output too
+def exp2_run(shared_runs) -> tuple[Path, subprocess.CompletedProcess]:
+    """One exp2 run (three systems, two seeds, two workers): test_drivers reads its files,
+    test_tensorboard serves it."""
+    logdir, result = shared_runs["exp2_run"].result()
     assert result.returncode == 0, result.stderr[-3000:]
     return only_run_dir(logdir, "exp2"), result
+
+
+@pytest.fixture(scope="session")
+def example_fits(shared_runs):
+    """(model folder, what the interrupted and killed fits left, the whole fit's process)."""
+    return shared_runs["example_fits"].result()

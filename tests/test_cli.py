@@ -14,7 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import EXAMPLE, FIT, REPO, tlkeras
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,44 +22,21 @@ from tlkeras.core.config import StudyConfig
 
 pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
-EXAMPLE = REPO / "examples" / "plate"
-STRATEGIES = "fine_tune_all,l2_sp_extrapolation,residual"  # fitted's: the first is the default
-FIT = ["fit", f"--simple={EXAMPLE / 'simple_model.py'}:g", "--domain=0,100,0,1000",
-       f"--measurements={EXAMPLE / 'plate.csv'}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp", "--preset=quick"]
-
-
-def tlkeras(*args, cwd=REPO, timeout=600):
-    env = dict(os.environ)
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def interrupted_fits(tmp_path_factory):
-    """A small fit of the example into models/plate1 stopped by Ctrl-C, then one killed, with what
-    each left (test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept).
-
-    The fit after them, into the same folder, is `fitted`'s: it must sweep the killed one's leftovers."""
-    out = tmp_path_factory.mktemp("fit") / "models" / "plate1"
-    quick = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
-             "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
-    left = {}
-    for name, fault in (("interrupted", "sigint@record.written#3"), ("killed", "kill@record.written#2")):
-        env = dict(os.environ, TLKERAS_FAULT=fault)
-        result = subprocess.run([sys.executable, "-m", "tlkeras.cli", *quick], capture_output=True, text=True,
-                                cwd=REPO, env=env, timeout=300)
-        left[name] = result, out.exists(), sorted(p.name for p in out.parent.glob(".*"))
+def interrupted_fits(example_fits):
+    """The example's fit into models/plate1 stopped by Ctrl-C, then one killed, with what each left
+    (test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept)."""
+    out, left, _ = example_fits
     return out, left
 
 
 @pytest.fixture(scope="module")
-def fitted(interrupted_fits):
+def fitted(example_fits):
     """The example fitted with the quick preset, into the folder the interrupted fits left, with two
-    more strategies beside the default (each its own cross-validated ensemble)."""
-    out, _ = interrupted_fits
-    root = out.parent.parent
-    result = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2", f"--strategies={STRATEGIES}")
+    more strategies beside the default (each its own cross-validated ensemble): conftest's `_fits`."""
+    out, _, result = example_fits
     assert result.returncode == 0, result.stderr
     return out, result
 
