@@ -68,6 +68,8 @@ class SweepRunner:
             report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
         if self.options.cache_dir is not None and Path(self.options.cache_dir).is_dir():
             Staging(self.options.cache_dir).sweep()  # leftovers of killed runs; live writers' stay
+        if not pending:  # a resume that only reports: no worker process
+            return self.records()
         backend = open_backend(self.config, self.run_dir, self.options, self.processes)
         workers = backend.workers
         pending = self.balance(pending, workers)
