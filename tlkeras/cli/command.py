@@ -20,7 +20,8 @@ import sys
 from absl import flags
 
 from tlkeras.cli import fit_command, model_commands
-from tlkeras.cli.lifecycle import fail
+from tlkeras.cli.lifecycle import fail, stops_cleanly
+from tlkeras.runtime import interrupts
 
 USAGE = """usage: tlkeras <command> [--flags]
 
@@ -37,6 +38,11 @@ COMMANDS = {
     "predict": (model_commands.Predict, model_commands.Predict.REQUIRED),
     "evaluate": (model_commands.Evaluate, model_commands.Evaluate.REQUIRED),
 }
+EXAMPLES = {
+    "fit": fit_command.EXAMPLE,
+    "predict": "tlkeras predict --model=models/plate1 --grid=50 --out=pred.csv",
+    "evaluate": "tlkeras evaluate --model=models/plate1 --measurements=test.csv",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     values = flags.FlagValues()
     handler.define(values)
     if any(a in ("-h", "--help", "--helpfull") for a in rest):
-        print(help_text(command, values))
+        print(help_text(command, values, required))
         sys.exit(0)
     try:
         extra = values([f"tlkeras {command}", *rest])
@@ -63,13 +69,29 @@ def main(argv: list[str] | None = None) -> None:
         fail(message)
     if len(extra) > 1:
         fail(f"unexpected arguments {extra[1:]}; every setting is a --flag (tlkeras {command} --help)")
-    handler.run(values)
+    # A fit stops at its next safe point (a second signal at once); predict and evaluate at once.
+    interrupts.install(at_once=command != "fit")
+    with stops_cleanly("; nothing was written"):
+        handler.run(values)
 
 
-def help_text(command: str, values: flags.FlagValues) -> str:
-    """`tlkeras <command> --help`: every flag of the command, grouped by the module defining it."""
+def help_text(command: str, values: flags.FlagValues, required: tuple[str, ...]) -> str:
+    """`tlkeras <command> --help`: an example, the required flags, then the others by concern."""
+    def entry(name: str) -> str:
+        flag = values[name]
+        default = "" if name in required or flag.default is None else f" (default: {flag.serialize().split('=', 1)[-1]})"
+        if isinstance(flag.default, bool):
+            default = f" (default: {'on' if flag.default else 'off'}; --no{name} / --{name})"
+        return f"  --{name}: {flag.help}{default}"
+
     modules = sorted({module for module in values.flags_by_module_dict()})
-    return f"usage: tlkeras {command} [--flags]\n\n" + "\n".join(values.module_help(m) for m in modules)
+    titles = {"flags": "network, training, where it runs, transfer strategies, cache"}
+    others = [f"{titles.get(module.rsplit('.', 1)[-1], command)}:\n" + "\n".join(entry(flag.name) for flag in sorted(
+        values.flags_by_module_dict()[module], key=lambda f: f.name) if flag.name not in required)
+        for module in modules]
+    return (f"usage: tlkeras {command} [--flags]\n\nexample:\n  {EXAMPLES[command]}\n\n"
+            "required:\n" + "\n".join(entry(name) for name in required) + "\n\noptional, by concern:\n"
+            + "\n".join(others))
 
 
 if __name__ == "__main__":

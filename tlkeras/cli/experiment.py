@@ -22,7 +22,16 @@ from pathlib import Path
 from absl import flags
 
 from tlkeras.cli import flags as shared_flags
-from tlkeras.cli.lifecycle import command_line, fail, parse, run_to_end, say, workers_then_tensorflow
+from tlkeras.cli.lifecycle import (
+    command_line,
+    fail,
+    parse,
+    run_to_end,
+    say,
+    stopped_by,
+    stops_cleanly,
+    workers_then_tensorflow,
+)
 from tlkeras.core import config as study_config
 from tlkeras.core import user_config
 from tlkeras.core.errors import ConfigError
@@ -44,7 +53,11 @@ def define_flags(logdir_default: Path, volumes_default: list[str] | None,
 
 def parse_flags(argv: list[str]) -> list[str]:
     """`app.run`'s flags_parser: one-line errors, and --preset applied before validation."""
-    return parse(FLAGS, argv, presets=lambda values: shared_flags.PRESETS[values.preset])
+    rest = parse(FLAGS, argv, presets=lambda values: shared_flags.PRESETS[values.preset])
+    problem = shared_flags.pretrain_epochs_problem(FLAGS)
+    if problem:
+        fail(problem)
+    return rest
 
 
 def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.StudyConfig:
@@ -53,7 +66,7 @@ def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.St
         config = study_config.StudyConfig(**shared_flags.protocol_settings(FLAGS, systems, volumes))
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).
-        config = user_config.resolve_user_systems(config)
+        config = user_config.resolve_user_systems(config, say)
         if config.uses_references:
             config = user_config.with_normalisation(config.validate())
         return config.validate()
@@ -71,13 +84,18 @@ def recorded_names(driver_flags: list[str]) -> list[str]:
 def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str]) -> None:
     """Validate, claim (or reopen) the run directory, run the study, say where everything is.
 
-    Exit status (`lifecycle`): 0 done, 2 bad input before any work, 130 interrupted, 1 stopped
-    mid-run by a failure outside the run; in the last two cases finished members are kept and the
-    resume command is printed.
+    Exit status (`lifecycle`): 0 done, 2 bad input before any work, 130 interrupted (143 by
+    SIGTERM), 1 stopped mid-run by a failure outside the run; in the last two cases finished
+    members are kept and the resume command is printed.
     """
+    interrupts.install()  # from here on, Ctrl-C or SIGTERM stops the run at its next safe point
+    with stops_cleanly("; nothing was written"):
+        _run(experiment, argv, systems, volumes, driver_flags)
+
+
+def _run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str]) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
-    interrupts.install()  # from here on, Ctrl-C stops the run at its next safe point
     config = config_from_flags(systems, volumes)
     logs = Path(FLAGS.logdir) if FLAGS.logdir else _LOGS["default"]
     resume_dir = _resume_target(logs / experiment)
@@ -118,8 +136,8 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
         if SweepRunner(config, RunDir(resume_dir), SweepOptions(max_members=FLAGS.max_members)).pending_jobs():
             workers.start()  # a resume with nothing left to train only reports: no worker processes
     if interrupts.requested():
-        say("interrupted before the run started; nothing was written")
-        raise SystemExit(130)
+        say(f"{stopped_by()} before the run started; nothing was written")
+        raise SystemExit(interrupts.exit_status())
     configure_threads()
     run_dir = resume_dir or create_run_dir(logs, experiment)
     # flags.txt holds what determines the results; where they ran is said again on resume.
@@ -142,15 +160,28 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:
+    from tlkeras.storage.rundir import RunDir
+
     if FLAGS.run_dir:
         path = Path(FLAGS.run_dir)
         if not (path / "config.json").exists():
             fail(f"--run_dir={path} is not a run directory (no config.json); give a folder under {experiment_logs}")
+        _refuse_if_running(RunDir(path), f"--run_dir={path}")
         return path
     if not FLAGS.resume:
         return None
-    runs = [p for p in experiment_logs.glob("*-*-*") if (p / "config.json").exists()]
+    runs = [p for p in experiment_logs.glob("*-*-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
     runs.sort(key=lambda p: (p.name.rsplit("-", 1)[0], int(p.name.rsplit("-", 1)[1])))
+    # The newest run, unless it is a folder a run claimed and died in before writing anything.
+    runs = [p for p in runs if (p / "config.json").exists() or RunDir(p).writer()]
     if not runs:
         fail(f"--resume: no earlier run under {experiment_logs} to resume")
+    _refuse_if_running(RunDir(runs[-1]), f"--resume: the latest run {runs[-1]}")
     return runs[-1]
+
+
+def _refuse_if_running(run, what: str) -> None:
+    """Fail if a live process writes `run` (a `RunDir`)."""
+    writer = run.writer()
+    if writer:
+        fail(f"{what} is still in progress (pid {writer}); wait for it to end, or stop it (Ctrl-C) and resume then")

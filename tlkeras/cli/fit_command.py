@@ -16,14 +16,26 @@ from pathlib import Path
 from absl import flags
 
 from tlkeras.cli import flags as shared_flags
-from tlkeras.cli.lifecycle import apply_preset, command_line, fail, run_to_end, say, workers_then_tensorflow
+from tlkeras.cli.lifecycle import (
+    apply_preset,
+    command_line,
+    fail,
+    run_to_end,
+    say,
+    stopped_by,
+    warn,
+    workers_then_tensorflow,
+)
 from tlkeras.core import config as study_config
 from tlkeras.core.errors import ConfigError
 from tlkeras.core.vocabulary import FINE_TUNE_ALL
 from tlkeras.runtime import interrupts
 from tlkeras.storage import folders
+from tlkeras.systems import user as user_systems
 
 REQUIRED = ("simple", "domain", "measurements", "inputs", "outputs", "out")
+EXAMPLE = ("tlkeras fit --simple=g.py:g --domain=0,20 --measurements=plate.csv --inputs=aTc,IPTG "
+           "--outputs=gfp,rfp --out=models/plate1")
 QUICK = {k: v for k, v in study_config.QUICK_PRESET.items() if k != "oracle_size"}  # a fit has no oracle
 # Flags that do not change the fitted models: left out of the folder's flags.txt.
 NOT_RECORDED = ("overwrite", "cache", "cache_dir", *shared_flags.WHERE_TO_RUN)
@@ -55,10 +67,8 @@ def define(v: flags.FlagValues) -> None:
 
 
 def run(v: flags.FlagValues) -> None:
-    from tlkeras.fit.fitting import OutputFolderError, check_output_folder, plan_fit
-    from tlkeras.systems.measurements import MeasurementError
+    from tlkeras.fit.fitting import OutputFolderError, check_inputs_outside, check_output_folder, output_lock
 
-    interrupts.install()
     if v.preset == "quick":
         apply_preset(v, QUICK)
     problem = shared_flags.pretrain_epochs_problem(v)
@@ -67,12 +77,29 @@ def run(v: flags.FlagValues) -> None:
     out = Path(v.out).resolve()
     cache_dir = Path(v.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlkeras") \
         if v.cache else None
+    inputs = {"--measurements": Path(v.measurements), "--cache_dir": cache_dir}
+    if user_systems.is_reference(v.simple) and user_systems.split_reference(v.simple)[0].endswith(".py"):
+        inputs["--simple"] = Path(user_systems.split_reference(v.simple)[0])
     try:
         check_output_folder(out, v.overwrite)
+        check_inputs_outside(out, {label: path for label, path in inputs.items() if path is not None})
+        with output_lock(out):  # held until the model is in place, or the fit has ended without one
+            _fit_locked(v, out, cache_dir)
+    except (OutputFolderError, user_systems.SystemReferenceError) as error:
+        fail(str(error))
+
+
+def _fit_locked(v: flags.FlagValues, out: Path, cache_dir: Path | None) -> None:
+    from tlkeras.fit.fitting import OutputFolderError, check_output_folder, plan_fit
+    from tlkeras.systems.measurements import MeasurementError
+
+    try:
+        check_output_folder(out, v.overwrite)  # again, now that no other fit can write it
         settings = shared_flags.training_settings(v)
         seeds = settings.pop("seeds")
         config, found = plan_fit(v.simple, [float(x) for x in v.domain], v.measurements, v.inputs, v.outputs,
-                                 folds=v.folds, seeds=seeds, **settings, **shared_flags.strategy_settings(v))
+                                 folds=v.folds, seeds=seeds, report=say, warn=warn, **settings,
+                                 **shared_flags.strategy_settings(v))
         folders.check_writable(out.parent, "--out", folders.estimated_run_bytes(config))
         if cache_dir is not None:
             folders.check_writable(cache_dir, "--cache_dir")
@@ -92,21 +119,37 @@ def _fit_started(v: flags.FlagValues, config, found, out: Path, cache_dir: Path 
 
     configure_threads()
     if interrupts.requested():
-        fail("interrupted before the fit started; nothing was written", 130)
+        fail(f"{stopped_by()} before the fit started; nothing was written", interrupts.exit_status())
     say(f"fitting {found.rows} measurements of {', '.join(config.measurement_outputs)} from {found.path}; "
         f"{len(config.seeds)} seeds, " + (f"{config.folds}-fold cross-validation" if config.folds else
         "no cross-validation") + f"; model folder: {out}")
     options = SweepOptions(workers=v.workers, cache_dir=cache_dir, report=print_report, backend=v.backend,
                            ray_address=v.ray_address)
-    command = "tlkeras fit " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["fit"] else ""
+    command = command_line("tlkeras", "fit", *sys.argv[2:]) if sys.argv[1:2] == ["fit"] else ""
     flag_lines = "".join(v[name].serialize() + "\n" for name in sorted(v) if v[name].serialize()
                          and name not in NOT_RECORDED)
-    run_to_end(lambda: run_fit(config, out, options, flags_text=flag_lines, command=command, processes=processes),
+    fitted = {}
+    run_to_end(lambda: fitted.update(run_fit(config, out, options, flags_text=flag_lines, command=command,
+                                             processes=processes, overwrite=v.overwrite)),
                kept="; nothing was written to --out", interrupted_is_error=True,
                interrupted_note=" (pretrained models stay in the cache)")
     say(f"done. Report: {out / 'report.md'}")
+    for line in headline(fitted):
+        say(line)
     say(f"predict: {command_line('tlkeras', 'predict', f'--model={out}', '--grid=50', '--out=pred.csv')}")
     say(f"browse:  {command_line('tensorboard', '--logdir', out / 'tensorboard')}")
+
+
+def headline(manifest: dict) -> list[str]:
+    """The fit's numbers in a few lines: each arm's cross-validated RMSE per output."""
+    noise = manifest.get("noise_sd") or {}
+    if not noise:
+        return ["no cross-validation (--folds=0): no error estimate; report.md has the fit's curves"]
+    lines = [f"cross-validated RMSE of each ensemble ({manifest['folds']} folds; lower is better):"]
+    for arm, by_output in noise.items():
+        default = " (default)" if arm == manifest["default_arm"] else ""
+        lines.append(f"  {arm + default:<28}" + "  ".join(f"{name} {value:.4g}" for name, value in by_output.items()))
+    return lines
 
 
 def _flag_style(message: str) -> str:

@@ -137,11 +137,22 @@ def training_settings(v: FlagValues) -> dict:
 
 
 def pretrain_epochs_problem(v: FlagValues) -> str | None:
-    """The one-line problem with --pretrain_epochs against --epochs, or None."""
-    if v.pretrain_epochs >= v.epochs:
-        return (f"--pretrain_epochs={v.pretrain_epochs} must be smaller than --epochs={v.epochs} "
-                "(fine-tuning needs at least one epoch)")
-    return None
+    """The one-line problem with --pretrain_epochs against --epochs (after any preset), naming
+    where each value came from (given, a preset, the default), or None."""
+    if v.pretrain_epochs < v.epochs:
+        return None
+
+    def source(name: str) -> str:
+        if v[name].present:
+            return f"--{name}={v[name].value}"
+        preset = v["preset"].value if "preset" in v else "full"
+        if preset != "full":
+            return f"--preset={preset}'s {name}={v[name].value}"
+        return f"the default {name}={v[name].value}"
+
+    return (f"{source('pretrain_epochs')} must be smaller than {source('epochs')}: the epochs count pretraining "
+            f"and fine-tuning, and fine-tuning needs at least one (give --pretrain_epochs below {v.epochs}, or "
+            "more --epochs)")
 
 
 # Transfer strategies ---------------------------------------------------------------------------
@@ -263,9 +274,6 @@ def define_protocol_flags(v: FlagValues, volumes_default: list[str] | None,
                          flag_values=v)
     flags.DEFINE_list("arms", list(defaults.arms), f"Arms to train: {', '.join(vocabulary.ARMS)}.", flag_values=v)
     require_names("arms", v, vocabulary.ARMS)
-    flags.register_multi_flags_validator(
-        ["epochs", "pretrain_epochs"], lambda f: f["pretrain_epochs"] < f["epochs"], flag_values=v,
-        message="--pretrain_epochs must be smaller than --epochs (fine-tuning needs at least one epoch)")
     define_strategy_flags(strategies_default, v)
     flags.DEFINE_integer("evaluations", defaults.evaluations,
                          "Evaluations of every model during its training (TensorBoard's eval curves); 0: at the end "

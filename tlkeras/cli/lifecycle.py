@@ -7,7 +7,7 @@
 Exit status, the same everywhere:
 - 0 done (also when Ctrl-C came after the work had finished);
 - 2 bad input, before any work (`fail`);
-- 130 interrupted (Ctrl-C): what is kept and how to go on is said;
+- 130 interrupted (Ctrl-C; 143 for SIGTERM): what is kept and how to go on is said;
 - 1 stopped mid-run by a failure outside the run (a full disk, a vanished folder, a killed
   worker, a user's function that raised): likewise.
 """
@@ -27,7 +27,7 @@ from tlkeras.runtime import interrupts
 from tlkeras.systems.measurements import MeasurementError
 from tlkeras.systems.user import SystemReferenceError
 
-DONE, FAILED, BAD_INPUT, INTERRUPTED = 0, 1, 2, 130
+DONE, FAILED, BAD_INPUT = 0, 1, 2  # interrupted: interrupts.exit_status(), 130 or 143
 # Failures outside the run's own logic: the run stops with what it finished kept (exit 1).
 FAILURES = (OSError, WorkerDied, SystemReferenceError, ArithmeticError, MeasurementError, ModelFileError)
 
@@ -36,6 +36,11 @@ def fail(message: str, status: int = BAD_INPUT) -> NoReturn:
     """The one line a user sees for a problem, on standard error, and the exit status."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+def warn(message: str) -> None:
+    """One line about something allowed but probably a mistake; the command goes on."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def say(message: str) -> None:
@@ -112,18 +117,37 @@ class Workers:
 
 def run_to_end(work: Callable[[], None], kept: str, interrupted_is_error: bool = False, interrupted_note: str = "",
                refused: tuple[type[BaseException], ...] = (), refused_note: str = "") -> None:
-    """Run `work`; on Ctrl-C exit 130, on a failure in `FAILURES` exit 1, on a `refused` error exit
-    2, each with one message that ends with `kept` (what was kept, how to go on)."""
+    """Run `work`; on Ctrl-C or SIGTERM exit 130 or 143, on a failure in `FAILURES` exit 1, on a
+    `refused` error exit 2, each with one message that ends with `kept` (what was kept, how to
+    go on)."""
     try:
         work()
     except refused as error:
         fail(f"{error}{refused_note}")
-    except KeyboardInterrupt:  # interrupts.Interrupted, or a second Ctrl-C
+    except KeyboardInterrupt:  # interrupts.Interrupted, or a second signal
+        message = f"{stopped_by()}{kept}{interrupted_note}"
         if interrupted_is_error:
-            fail(f"interrupted{kept}{interrupted_note}", INTERRUPTED)
-        say(f"interrupted{kept}{interrupted_note}")
-        sys.exit(INTERRUPTED)
+            fail(message, interrupts.exit_status())
+        say(message)
+        sys.exit(interrupts.exit_status())
     except FAILURES as error:
         fail(f"{describe(error)}{kept}", FAILED)
     if interrupts.requested():
-        say("Ctrl-C came after the run had finished: every result is written")
+        say(f"{interrupts.signal_name()} came after the run had finished: every result is written")
+
+
+def stopped_by() -> str:
+    """'interrupted by Ctrl-C' (or SIGTERM), with the user's code it stopped if any."""
+    inside = interrupts.stopped_in()
+    return f"interrupted by {interrupts.signal_name()}" + (f" while {inside}" if inside else "")
+
+
+@contextlib.contextmanager
+def stops_cleanly(kept: str) -> Iterator[None]:
+    """Around a whole command: a stop (Ctrl-C, SIGTERM) outside `run_to_end` (while flags are
+    checked, the user's g imported or probed, TensorFlow imported, workers started) is one line
+    and exit 130 or 143, never a traceback; `kept` says what was written (nothing, so far)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(f"{stopped_by()}{kept}", interrupts.exit_status())

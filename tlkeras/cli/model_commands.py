@@ -1,9 +1,32 @@
 """`tlkeras predict` and `tlkeras evaluate`: use a model folder written by `tlkeras fit`.
 
     tlkeras predict --model=models/plate1 --grid=50 --out=pred.csv
-    tlkeras evaluate --model=models/plate1 --measurements=test.csv
+    tlkeras predict --model=models/plate1 --inputs=wells.csv --out=pred.csv
+    tlkeras evaluate --model=models/plate1 --measurements=test.csv --out=scores.json
 
-Flags -> `fit.ensemble.Ensemble` (load, predict mean and spread, score) -> a CSV or a table.
+Flags -> checks -> `fit.ensemble.Ensemble` (load, predict mean and spread, score) -> a CSV or a table.
+
+Everything is checked before TensorFlow is imported; a problem is one `error: ` line, exit status
+2, and nothing is written:
+- an --out that exists is replaced only with --overwrite. An --out that is one of the command's
+  inputs is refused even with --overwrite: predict's --inputs, evaluate's --measurements, the
+  --model folder or any file in it, the CSV and the simple model's source the model was fitted on
+  (paths compared resolved, and as the same file on disk: symlinks, hard links).
+- an arm whose members evaluate the simple model g when they predict (residual, g_feature: a
+  `SimpleModelLayer`, found in the .keras archives' config.json without TensorFlow) needs g: if
+  its file is gone or does not import, the error names it and the arms of the model that do not
+  need g. If g's source has changed since the fit (its sha256 against the manifest's), a warning
+  says predictions may differ from the fit's; with --strict that is refused. Arms that do not
+  evaluate g never look at it.
+Warnings, one `warning: ` line each, and the command goes on: points (predict) or rows (evaluate)
+outside the model's domain; evaluate on the very CSV the model was fitted on (the same sha256:
+the scores are in-sample).
+
+predict writes every column of an --inputs CSV as the file has it (well IDs, notes, numbers as
+typed), in the file's column and row order, then `<output>_mean` and `<output>_sd` per output;
+--nokeep_columns writes only the model's inputs (as a grid does). A column already named like a
+prediction column (`gfp_mean`) is refused, never dropped or duplicated. Files are written beside
+--out and renamed into place: a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -18,17 +41,23 @@ from tlkeras.cli.lifecycle import fail
 from tlkeras.storage import folders
 from tlkeras.systems.domains import Domain
 
+PREDICTED = ("mean", "sd")  # <output>_mean, <output>_sd
+
 
 def define_predict(v: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "A model folder written by tlkeras fit.", flag_values=v)
     flags.DEFINE_string("inputs", None, "CSV of points, with the model's input columns by name.", flag_values=v)
     flags.DEFINE_integer("grid", None, "Instead of --inputs: a regular grid of this many points per input "
                          "over the model's domain.", lower_bound=2, upper_bound=1_000_000, flag_values=v)
-    flags.DEFINE_string("out", None, "CSV to write: the input columns, then <output>_mean and <output>_sd.",
-                        flag_values=v)
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file.", flag_values=v)
-    flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
-                        "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
+    flags.DEFINE_string("out", None, "CSV to write: the --inputs file's columns (see --keep_columns; a grid's "
+                        "points), then <output>_mean and <output>_sd. Never the --inputs file or in the --model "
+                        "folder, even with --overwrite.", flag_values=v)
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file (never an input).", flag_values=v)
+    flags.DEFINE_boolean("keep_columns", True, "With --inputs: write every column of the file (well IDs, notes, "
+                         "as typed, in its order), then the predictions; --nokeep_columns: only the model's inputs. "
+                         "A column named like a prediction column (gfp_mean) is refused: rename it, or "
+                         "--nokeep_columns.", flag_values=v)
+    _define_arm_and_strict(v)
     for name in ("model", "out"):
         flags.mark_flag_as_required(name, flag_values=v)
     flags.register_multi_flags_validator(
@@ -36,47 +65,53 @@ def define_predict(v: flags.FlagValues) -> None:
         message="give exactly one of --inputs=points.csv and --grid=<points per input>", flag_values=v)
 
 
+def _define_arm_and_strict(v: flags.FlagValues) -> None:
+    flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
+                        "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
+    flags.DEFINE_boolean("strict", False, "Refuse, instead of a warning, when the --arm evaluates the simple model "
+                         "g when it predicts (residual, g_feature) and g's source file has changed since the fit "
+                         "(its sha256).", flag_values=v)
+
+
 def run_predict(v: flags.FlagValues) -> None:
     from tlkeras.core.errors import ModelFileError
     from tlkeras.fit.ensemble import grid_points, read_manifest
-    from tlkeras.systems.measurements import MeasurementError, read_measurements
+    from tlkeras.systems.measurements import MeasurementError
 
     out = Path(v.out)
     try:
         manifest = read_manifest(Path(v.model))
         _check_arm(v, manifest)
-        if out.exists() and (out.is_dir() or not v.overwrite):
-            raise ValueError(f"--out={out} already exists; give another file, or --overwrite" if not out.is_dir()
-                             else f"--out={out} is a folder; give a CSV file name")
-        folders.check_writable(out.resolve().parent, "--out")
+        _check_out(v, manifest, out, {"--inputs": v.inputs}, "a CSV")
         if v.grid is not None:
             x, _ = grid_points(manifest["domain"], v.grid)
+            header, cells = list(manifest["inputs"]), [[repr(float(value)) for value in row] for row in x]
         else:
-            x = read_measurements(v.inputs, manifest["inputs"], ()).x
+            x, header, cells = _read_points(Path(v.inputs), manifest, v.keep_columns)
+        warnings = _check_simple_model(v, manifest)
+        folders.check_writable(out.resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
+    for warning in [*warnings, _outside_domain(x, manifest, "points")]:
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     ensemble = _load_ensemble(v)
-    mean, sd = ensemble.predict(x)
-    outside = int((~Domain.from_pairs(manifest["domain"]).contains(x)).sum())
-    if outside:
-        print(f"warning: {outside} of {len(x)} points lie outside the model's domain; the simple model taught "
-              "it nothing there", file=sys.stderr)
-    header = [*manifest["inputs"], *(f"{name}_{kind}" for name in manifest["outputs"] for kind in ("mean", "sd"))]
-    columns = [x[:, i] for i in range(x.shape[1])]
-    for o in range(mean.shape[1]):
-        columns += [mean[:, o], sd[:, o]]
-    _write_csv(out, header, columns)
-    print(f"wrote {out}: {len(x)} points, mean and sd over {len(ensemble.models)} {v.arm or manifest['default_arm']} "
-          f"members")
+    mean, sd = _call_model(ensemble, ensemble.predict, x)
+    header += [f"{name}_{kind}" for name in manifest["outputs"] for kind in PREDICTED]
+    rows = [[*row, *(repr(float(values[i, o])) for o in range(mean.shape[1]) for values in (mean, sd))]
+            for i, row in enumerate(cells)]
+    _write_csv(out, header, rows)
+    print(f"wrote {out}: {len(x)} points, mean and sd over {len(ensemble.models)} {ensemble.arm} members")
 
 
 def define_evaluate(v: flags.FlagValues) -> None:
     flags.DEFINE_string("model", None, "A model folder written by tlkeras fit.", flag_values=v)
     flags.DEFINE_string("measurements", None, "CSV with the model's input and output columns by name.",
                         flag_values=v)
-    flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
-                        "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
-    flags.DEFINE_string("out", None, "Also write the scores to this JSON file.", flag_values=v)
+    flags.DEFINE_string("out", None, "Also write the scores to this JSON file. Never the --measurements file or in "
+                        "the --model folder, even with --overwrite.", flag_values=v)
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file (never an input).", flag_values=v)
+    _define_arm_and_strict(v)
     for name in ("model", "measurements"):
         flags.mark_flag_as_required(name, flag_values=v)
 
@@ -91,15 +126,22 @@ def run_evaluate(v: flags.FlagValues) -> None:
     try:
         manifest = read_manifest(Path(v.model))
         _check_arm(v, manifest)
-        found = read_measurements(v.measurements, manifest["inputs"], manifest["outputs"])
         if v.out:
-            if Path(v.out).is_dir():
-                raise ValueError(f"--out={v.out} is a folder; give a JSON file name")
+            _check_out(v, manifest, Path(v.out), {"--measurements": v.measurements}, "a JSON")
+        found = read_measurements(v.measurements, manifest["inputs"], manifest["outputs"])
+        warnings = _check_simple_model(v, manifest)
+        if v.out:
             folders.check_writable(Path(v.out).resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
+    if found.sha256 == (manifest.get("measurements") or {}).get("sha256"):
+        warnings.append(f"--measurements={v.measurements} is the CSV this model was fitted on (the same sha256); "
+                        "these scores are in-sample, not a test of the model")
+    for warning in [*warnings, _outside_domain(found.x, manifest, "rows")]:
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     ensemble = _load_ensemble(v)
-    scores = ensemble.evaluate(found.x, found.y)
+    scores = _call_model(ensemble, ensemble.evaluate, found.x, found.y)
     print(f"{found.rows} rows of {found.path}; {len(ensemble.models)} {ensemble.arm} members; coverage: "
           f"rows within mean ± 2 sd, sd with the noise estimate {', '.join(f'{s:.4g}' for s in ensemble.noise_sd)}")
     print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}")
@@ -120,6 +162,157 @@ def _check_arm(v: flags.FlagValues, manifest: dict) -> None:
         raise ValueError(f"--arm={v.arm!r} is not allowed: this model has {available}")
 
 
+def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, str | None], kind: str) -> None:
+    """Refuse an --out that is an input (always, even with --overwrite), a folder, or an existing
+    file without --overwrite."""
+    from tlkeras.systems import user
+
+    model = Path(v.model)
+    if _inside(out, model):
+        where = "is the --model folder" if _resolved(out) == _resolved(model) else f"is inside the --model folder {model}"
+        raise ValueError(f"--out={out} {where}; give a file name outside it (it would overwrite the model)")
+    linked = _file_in_folder(out, model)
+    if linked is not None:
+        raise ValueError(f"--out={out} is the --model folder's file {linked} (a link to it); give another file name "
+                         "(it would be overwritten)")
+    for flag, path in inputs.items():
+        if path is not None and _same_file(out, Path(path)):
+            raise ValueError(f"--out={out} is the {flag} file; give another file name (it would be overwritten)")
+    fitted_on = (manifest.get("measurements") or {}).get("path")
+    if fitted_on and _same_file(out, Path(fitted_on)):
+        raise ValueError(f"--out={out} is the CSV this model was fitted on; give another file name (it would be "
+                         "overwritten)")
+    reference = (manifest.get("simple") or {}).get("reference")
+    if reference and user.is_reference(reference):
+        try:
+            source = user.source_path(reference)
+        except user.SystemReferenceError:
+            source = None
+        if source is not None and _same_file(out, source):
+            raise ValueError(f"--out={out} is the source of the simple model {reference}; give another file name "
+                             "(it would be overwritten)")
+    if out.is_dir():
+        raise ValueError(f"--out={out} is a folder; give {kind} file name")
+    if out.exists() and not v.overwrite:
+        raise ValueError(f"--out={out} already exists; give another file, or --overwrite")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return path.absolute()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same path once resolved (symlinks), or the same file on disk (hard links)."""
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = _resolved(path), _resolved(folder)
+    return path == folder or folder in path.parents
+
+
+def _file_in_folder(path: Path, folder: Path) -> Path | None:
+    """The file in `folder` (any depth) that `path` is a hard link of, if `path` is one."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    if status.st_nlink < 2 or not path.is_file():
+        return None
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                other = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (status.st_dev, status.st_ino):
+                return Path(root) / name
+    return None
+
+
+def _read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
+    """(x [points, inputs], header, cells per row as text): with `keep_columns` every column of the
+    file as it has it, else the model's inputs."""
+    from tlkeras.systems.measurements import _decode, _rows, read_measurements
+
+    x = read_measurements(path, manifest["inputs"], ()).x  # every check, one line each
+    if not keep_columns:
+        return x, list(manifest["inputs"]), [[repr(float(value)) for value in row] for row in x]
+    rows = _rows(path, _decode(path, path.read_bytes()))  # the rows read_measurements used, as text
+    header = [cell.strip() for cell in rows[0][1]]
+    predicted = {f"{name}_{kind}" for name in manifest["outputs"] for kind in PREDICTED}
+    clash = [name for name in header if name in predicted and name not in manifest["inputs"]]
+    if clash:
+        raise ValueError(f"--inputs={path} has a column {clash[0]!r}, a name predict writes; rename that column, or "
+                         "give --nokeep_columns (only the inputs and the predictions are written)")
+    cells = [list(row[:len(header)]) for _, row in rows[1:]]
+    if len(cells) != len(x):
+        raise ValueError(f"--inputs={path} changed while it was read; try again")
+    return x, header, cells
+
+
+def _check_simple_model(v: flags.FlagValues, manifest: dict) -> list[str]:
+    """If the members of the chosen arm evaluate g when they predict: refuse a g that is gone or
+    does not import (naming the arms that do not need g), and warn of (--strict: refuse) a g
+    whose source has changed since the fit. The warnings to print."""
+    from tlkeras.fit.ensemble import arms_needing_simple_model, simple_model_references
+    from tlkeras.systems import user
+
+    folder = Path(v.model)
+    arm = v.arm or manifest["default_arm"]
+    references = simple_model_references([folder / p for p in manifest["ensembles"][arm]])
+    if not references:
+        return []
+
+    def instead() -> str:
+        others = [a for a, needed in arms_needing_simple_model(folder, manifest).items() if not needed]
+        if not others:
+            return "(every arm of this model evaluates g)"
+        return "or use an arm of this model that does not need g: " + ", ".join(f"--arm={a}" for a in others)
+
+    which = f"--arm={arm}" if v.arm else f"the {arm} arm (this model's default)"
+    simple = manifest.get("simple") or {}
+    warnings = []
+    for reference in references:
+        if not user.is_reference(reference):
+            continue  # a built-in g ships with tlkeras
+        try:
+            now = user.source_sha256(reference)
+        except (user.SystemReferenceError, OSError) as error:
+            reason = str(error).removeprefix(f"{reference}: ")
+            raise ValueError(f"{which} evaluates the simple model {reference} when it predicts, but {reason}; "
+                             f"restore it, {instead()}") from None
+        recorded = simple.get("sha256") if reference == simple.get("reference") else None
+        if recorded and now != recorded:
+            changed = (f"the simple model {reference} has changed since this model was fitted (sha256 {now[:12]}, "
+                       f"the fit's {recorded[:12]})")
+            if v.strict:
+                raise ValueError(f"{changed} and {which} evaluates it (--strict); restore the fit's g, {instead()}")
+            warnings.append(f"{changed}; {which} evaluates it, so predictions may differ from the fit's "
+                            "(--strict refuses)")
+        try:
+            user.load_function(reference)  # a g that no longer imports: one line, before TensorFlow
+        except user.SystemReferenceError as error:
+            raise ValueError(f"{which} evaluates the simple model g when it predicts, but {error}; fix it, "
+                             f"{instead()}") from None
+    return warnings
+
+
+def _outside_domain(x, manifest: dict, what: str) -> str:
+    outside = int((~Domain.from_pairs(manifest["domain"]).contains(x)).sum())
+    if not outside:
+        return ""
+    return f"{outside} of {len(x)} {what} lie outside the model's domain; the simple model taught it nothing there"
+
+
 def _load_ensemble(v: flags.FlagValues):
     from tlkeras.runtime.startup import import_tensorflow
 
@@ -133,6 +326,20 @@ def _load_ensemble(v: flags.FlagValues):
         fail(str(error))
 
 
+def _call_model(ensemble, method, *args):
+    """`method(*args)` of a loaded ensemble; a failure while the members run (a g that raises or
+    returns the wrong shape now) is one line and exit status 1."""
+    try:
+        return method(*args)
+    except Exception as error:  # Keras and TensorFlow wrap what g raised in their own long text
+        import re
+
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+        lines = [line for line in lines if line and not line.startswith(("Exception encountered", "Arguments received"))]
+        reason = lines[0][:300] if lines else type(error).__name__
+        fail(f"the {ensemble.arm} members failed while predicting: {reason}", 1)
+
+
 def _write_text(path: Path, text: str) -> None:
     temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
     try:
@@ -143,8 +350,9 @@ def _write_text(path: Path, text: str) -> None:
         fail(f"could not write {path}: {error.strerror or error}", 1)
 
 
-def _write_csv(path: Path, header: list[str], columns: list) -> None:
-    """Written beside `path` and renamed into place: a reader never sees half a file."""
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """Cells as given (numbers as `repr(float)`: they round-trip exactly), written beside `path`
+    and renamed into place: a reader never sees half a file."""
     import csv
 
     temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
@@ -152,8 +360,7 @@ def _write_csv(path: Path, header: list[str], columns: list) -> None:
         with temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
-            for row in zip(*columns):
-                writer.writerow([repr(float(value)) for value in row])  # round-trips exactly
+            writer.writerows(rows)
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)

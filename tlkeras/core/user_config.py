@@ -9,6 +9,7 @@ line, before any work. Free of TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -19,10 +20,11 @@ from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import MEASURED
 
 
-def resolve_user_systems(config: StudyConfig) -> StudyConfig:
+def resolve_user_systems(config: StudyConfig, report: Callable[[str], None] | None = None) -> StudyConfig:
     """`config` with its user systems made absolute, loaded and probed once on the big domain
-    (see `user_systems.probe`): fills num_inputs (as given, else one per theta), num_outputs
-    and the source hashes. Raises ConfigError (one line naming the function and the fault)."""
+    (see `user_systems.probe`; `report` is told before each import and probe): fills num_inputs
+    (as given, else one per theta), num_outputs and the source hashes. Raises ConfigError (one
+    line naming the function and the fault)."""
     if not config.uses_references:
         return config
     num_inputs = config.num_inputs or len(config.theta)
@@ -46,7 +48,7 @@ def resolve_user_systems(config: StudyConfig) -> StudyConfig:
             continue
         try:
             reference = user_systems.absolute_reference(name)
-            outputs[name] = user_systems.probe(reference, domain, num_inputs)
+            outputs[name] = user_systems.probe(reference, domain, num_inputs, report)
             sources.append(user_systems.source_sha256(reference))
         except user_systems.SystemReferenceError as error:
             raise ConfigError(str(error)) from None

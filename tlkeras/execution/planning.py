@@ -15,7 +15,7 @@ def real_sets(config: StudyConfig) -> list[tuple[str, int]]:
     measurements and, with k folds, the measurements less each fold."""
     if config.measurements:
         sets = [(config.systems[0], config.volumes[0])]
-        sizes = measurements.fold_sizes(config.volumes[0], config.folds)
+        sizes = measurements.fold_sizes(measurements.of_config(config), config.folds)
         sets += [(measurements.fold_name(k), config.volumes[0] - size) for k, size in enumerate(sizes)]
         return sets
     return [(system, volume) for volume in config.volumes for system in config.system_names()]

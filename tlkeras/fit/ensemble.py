@@ -8,6 +8,7 @@ takes and returns the user's units, so the ensemble is simply: mean and sample s
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,7 @@ from tlkeras.systems.domains import Domain
 
 MANIFEST = "manifest.json"
 MAX_GRID_POINTS = 1_000_000
+SIMPLE_MODEL_LAYER = "SimpleModelLayer"  # nn.layers: a member holding it calls g when it predicts
 
 
 class Ensemble:
@@ -122,6 +124,42 @@ def read_manifest(folder: Path) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path} is not a valid manifest ({type(error).__name__}: {error})") from None
     return manifest
+
+
+def simple_model_references(paths: Sequence[Path]) -> list[str]:
+    """The references of the simple model g that the members in `paths` evaluate when they predict
+    (their `SimpleModelLayer`s: residual and g_feature members), read from the `config.json` inside
+    each `.keras` archive, without TensorFlow; [] for members that do not call g. A file that
+    cannot be read here is left for `Ensemble.load` to report."""
+    found: list[str] = []
+    for path in paths:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            continue
+        for reference in _layer_references(config):
+            if reference not in found:
+                found.append(reference)
+    return found
+
+
+def _layer_references(node) -> list[str]:
+    if isinstance(node, list):
+        return [r for item in node for r in _layer_references(item)]
+    if not isinstance(node, dict):
+        return []
+    if node.get("class_name") == SIMPLE_MODEL_LAYER or str(node.get("registered_name", "")).endswith(
+            ">" + SIMPLE_MODEL_LAYER):
+        reference = (node.get("config") or {}).get("reference")
+        return [str(reference)] if reference else []
+    return [r for value in node.values() for r in _layer_references(value)]
+
+
+def arms_needing_simple_model(folder: Path, manifest: dict) -> dict[str, list[str]]:
+    """Every arm of a model folder with members -> the references of g its members evaluate ([]: none)."""
+    return {arm: simple_model_references([Path(folder) / p for p in paths])
+            for arm, paths in manifest["ensembles"].items() if paths}
 
 
 def grid_points(domain: np.ndarray, per_axis: int) -> tuple[np.ndarray, list[np.ndarray]]:

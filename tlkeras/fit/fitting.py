@@ -17,11 +17,13 @@ only after its successor is complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import os
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,9 +32,18 @@ from tlkeras.core.errors import ConfigError
 from tlkeras.core.user_config import resolve_user_systems, with_normalisation
 from tlkeras.core.vocabulary import TRANSFER_ARM
 from tlkeras.fit.ensemble import MANIFEST
+from tlkeras.runtime import faults
+from tlkeras.storage import locks
 from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
-from tlkeras.systems.measurements import MEASURED, Measurements, read_measurements
+from tlkeras.systems.measurements import (
+    MEASURED,
+    MeasurementError,
+    Measurements,
+    duplicate_rows,
+    read_measurements,
+    suspicious,
+)
 
 
 class OutputFolderError(ValueError):
@@ -46,10 +57,14 @@ def plan_fit(
     inputs: Sequence[str],
     outputs: Sequence[str],
     folds: int = 5,
+    report: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
     **protocol,
 ) -> tuple[StudyConfig, Measurements]:
     """The config of a fit and its validated measurements; raises ConfigError (g, the domain or a
-    protocol value) or MeasurementError (the CSV), each one line, before any work."""
+    protocol value) or MeasurementError (the CSV), each one line, before any work. `report` is
+    told before g is imported and probed; `warn`, of anything in the data that is allowed but
+    probably a mistake (`measurements.suspicious`)."""
     inputs, outputs = tuple(inputs), tuple(outputs)
     if not inputs or not outputs:
         raise ConfigError("inputs and outputs each need at least one column name")
@@ -66,7 +81,7 @@ def plan_fit(
                        arms=(TRANSFER_ARM, "baseline"), **protocol)
     if not user_systems.is_reference(simple):
         raise ConfigError(f"simple={simple!r} is not allowed: expected your model as path/to/file.py:g or module:g")
-    config = resolve_user_systems(base)
+    config = resolve_user_systems(base, report)
     if config.num_outputs != len(outputs):
         raise ConfigError(f"{simple} returns {config.num_outputs} outputs, but {len(outputs)} output columns "
                           f"are named ({','.join(outputs)})")
@@ -75,6 +90,12 @@ def plan_fit(
     else:
         needed, reason = max(config.batch_size, 2), f" (--batch_size={config.batch_size}: at least one full batch)"
     found = read_measurements(measurements_path, inputs, outputs, box, min_rows=needed, min_rows_reason=reason)
+    distinct = found.rows - duplicate_rows(found)
+    if folds and distinct < folds:
+        raise MeasurementError(f"measurements file {found.path} has {distinct} distinct rows; --folds={folds} needs "
+                               "at least one per fold (copies of a row stay in one fold)")
+    for line in suspicious(found, box) if warn is not None else ():
+        warn(line)
     measured_low, measured_high = found.x.min(axis=0), found.x.max(axis=0)
     region = tuple(float(v) for pair in zip(measured_low, measured_high) for v in pair)
     config = dataclasses.replace(
@@ -105,11 +126,46 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
                             "or empty folder")
 
 
+def check_inputs_outside(out: Path, inputs: dict[str, Path]) -> None:
+    """Refuse an --out folder that is, or holds, one of the fit's inputs (the measurements, g's
+    file, the cache): replacing the folder would delete them. Always, --overwrite or not."""
+    out = Path(out).resolve()
+    for label, path in inputs.items():
+        path = Path(path).expanduser().resolve()
+        if path == out or out in path.parents:
+            raise OutputFolderError(f"--out={out} holds {label} {path}; the fit would replace that folder and lose "
+                                    "it: give another --out")
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold --out for this fit's whole life: a lock file `.<name>.lock` beside it (removed at the
+    end), so that a second fit on the same --out is refused at once, naming this one's pid. Folders
+    made for it are removed again if the fit ends without a model."""
+    out = Path(out).resolve()
+    made = [folder for folder in [out.parent, *out.parent.parents] if not folder.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with locks.exclusive(out.parent / f".{out.name}.lock", f"--out={out}", remove=True):
+            faults.point("fit.locked")
+            yield
+    except locks.LockedError as error:
+        raise OutputFolderError(str(error)) from None
+    finally:
+        if not out.exists():
+            for folder in made:  # innermost first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+
 def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", command: str = "",
-            processes=None) -> dict:
+            processes=None, overwrite: bool = False) -> dict:
     """Train and report the fit that `config` describes into the folder `out` (see the module
     doc); returns the manifest. `options`: a `SweepOptions`; `processes`: local workers the caller
-    started (`worker.WorkerProcesses`, closed by the caller)."""
+    started (`worker.WorkerProcesses`, closed by the caller); `overwrite`: a model in `out` may be
+    replaced (else one that appeared there meanwhile is kept, and so is the new one, beside it)."""
     from tlkeras.execution.planning import real_sets
     from tlkeras.execution.sweep import SweepRunner
     from tlkeras.fit.report import write_fit_report
@@ -146,15 +202,22 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
         (building / ".lock").unlink(missing_ok=True)
         if directory.staging.folder.is_dir() and not any(directory.staging.folder.iterdir()):
             directory.staging.folder.rmdir()
-        _publish(building, out)
+        _publish(building, out, overwrite)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
     return manifest
 
 
-def _publish(building: Path, out: Path) -> None:
-    """Rename the finished folder to `out`; an old model there goes only once the new is in."""
+def _publish(building: Path, out: Path, overwrite: bool) -> None:
+    """Rename the finished folder to `out`; an old model there goes only once the new is in, and
+    only with `overwrite`: a folder that appeared at `out` during the fit (not by a tlkeras fit,
+    which the lock keeps out) stays, and the new model is kept beside it under another name."""
+    if out.exists() and not overwrite:
+        kept = out.parent / f"{out.name}.new-{os.getpid()}"
+        os.replace(building, kept)
+        raise FileExistsError(errno.EEXIST, f"it appeared while this fit ran and is left as it was; the new model "
+                              f"is {kept} (move it into place, or fit again with --overwrite)", str(out))
     if out.exists():
         retired = out.parent / f".{out.name}.replaced-{os.getpid()}"
         os.replace(out, retired)

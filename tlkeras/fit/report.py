@@ -100,7 +100,8 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         figures={tag: f"figures/{path.name}" for tag, path in figures.items()}, environment=sessions,
     )
     run_dir.staging.write_json(run_dir.path / "results.json", results)
-    run_dir.staging.write_text(run_dir.path / "report.md", _markdown(config, manifest, cv, records, figures))
+    run_dir.staging.write_text(run_dir.path / "report.md", _markdown(config, manifest, cv, records, figures,
+                                                                     run_dir.preset_note()))
     run_dir.staging.write_json(run_dir.path / MANIFEST, manifest)  # last: a manifest means a whole model
     return manifest
 
@@ -110,11 +111,12 @@ def _jsonable(values: dict, outputs: list[str]) -> dict:
     return {key: dict(zip(outputs, np.asarray(values[key]).tolist())) for key in keep} | {"seeds": values["seeds"]}
 
 
-def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict], figures: dict) -> str:
+def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict], figures: dict,
+              preset_note: list[str]) -> str:
     outputs = manifest["outputs"]
     found = of_config(config)
     lines = [
-        "# Fit report", "",
+        "# Fit report", "", *preset_note,
         f"- simple model: `{config.simple_system}` (sha256 {config.simple_source[:12]})",
         f"- measurements: `{config.measurements}`, {found.rows} rows (sha256 {config.measurements_sha256[:12]})",
         f"- inputs {', '.join(manifest['inputs'])}; outputs {', '.join(outputs)}",

@@ -159,7 +159,7 @@ def training_rows(config, system: str) -> tuple[np.ndarray, np.ndarray]:
     """The rows a member of `system` trains on (all, or all but one fold), through tf.data."""
     found = of_config(config)
     k = fold_index(system)
-    keep = np.ones(found.rows, bool) if k is None else fold_of_rows(found.rows, config.folds) != k
+    keep = np.ones(found.rows, bool) if k is None else fold_of_rows(found.x, found.y, config.folds) != k
     return materialize(measurement_dataset(found.x[keep], found.y[keep]))
 
 

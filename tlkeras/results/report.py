@@ -287,7 +287,7 @@ def write_report(run_dir: RunDir, config: StudyConfig, records: list[dict], timi
     pretrain = summarize_records([r for r in records if r["arm"] == "pretrain"])
     ensemble_note = ensemble_data_note(config)
     text = [
-        f"# Results: {run_dir.path}", "",
+        f"# Results: {run_dir.path}", "", *run_dir.preset_note(),
         "L1 = mean over the evaluation points of |prediction - f(x)| averaged over outputs, against",
         f"the noise-free real system; {config.eval_points} points uniform on the big domain "
         f"{tuple(config.big_domain)}, {inside} of them inside the small domain {tuple(config.small_domain)}.",

@@ -12,6 +12,7 @@ process) do <action>:
              then this process; worker processes die with their driver);
 - `crash`:   SIGKILL this process alone, as the out-of-memory killer would kill a worker;
 - `sigint`:  send SIGINT to the driver, as Ctrl-C in its terminal would, and carry on;
+- `sigterm`: send SIGTERM to the driver, as `kill`, `timeout` or a scheduler would, and carry on;
 - `nospace`: raise OSError(ENOSPC) here, as a full disk would;
 - `hold`:    stop here for good, as a worker stuck mid-task, after writing this process's id to
              `$TLKERAS_FAULT_DIR/held-<point>` for the test to kill it; once per test (a claim file
@@ -23,7 +24,7 @@ or a model written but not yet renamed into place (`.keras`); `write.middle.fold
 folder's write (a member's TensorBoard run, a cache entry, the figures); `write.published`
 right after a rename into place; `record.written` after a member's record, the last file of a
 member; and the driver's phases `driver.startup`, `driver.planning`, `sweep.finished`,
-`report.figures`, `report.tables`, `run.finished`. Without the variable, `point` returns at
+`report.figures`, `report.tables`, `run.finished`; and a fit's `fit.locked` (its --out held). Without the variable, `point` returns at
 once.
 """
 
@@ -36,7 +37,7 @@ import signal
 from collections import Counter
 
 ENVIRONMENT_VARIABLE = "TLKERAS_FAULT"
-ACTIONS = ("kill", "crash", "sigint", "nospace", "hold")
+ACTIONS = ("kill", "crash", "sigint", "sigterm", "nospace", "hold")
 FOLDER_VARIABLE = "TLKERAS_FAULT_DIR"
 
 
@@ -79,6 +80,8 @@ def _act(action: str, name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "sigint":
         os.kill(_driver_pid(), signal.SIGINT)
+    elif action == "sigterm":
+        os.kill(_driver_pid(), signal.SIGTERM)
     elif action == "hold":
         _hold(name)
     else:

@@ -18,7 +18,6 @@ same second get different folders; a run is written by one driver at a time (`Ru
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
@@ -28,6 +27,7 @@ from typing import Iterator
 from tlkeras.core.config import RECORDED_BEFORE, StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.runtime import faults
+from tlkeras.storage import locks
 from tlkeras.storage.persistence import Staging
 
 
@@ -61,22 +61,36 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """Hold the run for this process (released when it ends, however it ends), after
         sweeping away the temporaries of earlier, dead writers."""
-        with open(self.path / ".lock", "a+") as handle:
+        with contextlib.ExitStack() as held:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                owner = handle.read().strip() or "?"
-                raise RunDirError(f"{self.path} is being written by another tlkeras process (pid {owner}); "
-                                  "wait for it to end or stop it first") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+                held.enter_context(locks.exclusive(self.path / ".lock", str(self.path)))
+            except locks.LockedError as error:
+                raise RunDirError(str(error)) from None
             self.staging.sweep()
             for legacy in self.path.glob("**/.*.tmp*"):  # beside results, by versions before .partial/
                 legacy.unlink(missing_ok=True)
             yield
+
+    def preset(self) -> str:
+        """The --preset the run was started with (flags.txt), 'full' if none was recorded."""
+        try:
+            lines = (self.path / "flags.txt").read_text().splitlines()
+        except OSError:
+            return "full"
+        return next((line.split("=", 1)[1] for line in lines if line.startswith("--preset=")), "full")
+
+    def preset_note(self) -> list[str]:
+        """The lines a report opens with when its run was not the full protocol."""
+        preset = self.preset()
+        if preset == "full":
+            return []
+        return [f"> **--preset={preset}**: small training sets, few epochs and seeds, for a first look. The numbers "
+                "below (errors, savings, intervals, tests) are this preset's, not the full protocol's: rerun "
+                "without --preset for those.", ""]
+
+    def writer(self) -> str | None:
+        """The pid of the live process writing this run, if one is."""
+        return locks.holder(self.path / ".lock")
 
     @property
     def tensorboard(self) -> Path:

@@ -180,17 +180,60 @@ def _letter(index: int) -> str:
 
 
 # Folds ------------------------------------------------------------------------------------------
-def fold_of_rows(rows: int, folds: int) -> np.ndarray:
-    """The fold (0..folds-1) of every row: a fixed random permutation dealt out in turn, so the
-    folds differ in size by at most one."""
+def fold_of_rows(x: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
+    """The fold (0..folds-1) of every row of (x, y): rows dealt out in a fixed random order, each
+    to the fold with the fewest rows so far, and exact copies of a row (same inputs and outputs)
+    always to the fold of the first, so that no copy is scored by a model that trained on it.
+    Without copies this is the order dealt out in turn (folds differ in size by at most one)."""
+    rows = len(x)
+    values = np.concatenate([np.asarray(x, np.float64).reshape(rows, -1), np.asarray(y, np.float64).reshape(rows, -1)],
+                            axis=1)
+    _, group, counts = np.unique(values, axis=0, return_inverse=True, return_counts=True)
+    group = np.asarray(group).ravel()
     order = np.random.default_rng(np.random.SeedSequence([FOLD_SEED, rows, folds])).permutation(rows)
     fold = np.empty(rows, np.int64)
-    fold[order] = np.arange(rows) % folds
+    of_group: dict[int, int] = {}
+    sizes = np.zeros(folds, np.int64)
+    for row in order:
+        if group[row] not in of_group:
+            of_group[group[row]] = chosen = int(np.argmin(sizes))
+            sizes[chosen] += counts[group[row]]
+        fold[row] = of_group[group[row]]
     return fold
 
 
-def fold_sizes(rows: int, folds: int) -> list[int]:
-    return [rows // folds + (1 if k < rows % folds else 0) for k in range(folds)]
+def fold_sizes(found: "Measurements", folds: int) -> list[int]:
+    """Rows per fold (`fold_of_rows`)."""
+    return np.bincount(fold_of_rows(found.x, found.y, folds), minlength=folds).tolist()
+
+
+def duplicate_rows(found: "Measurements") -> int:
+    """How many rows are exact copies of an earlier row (same inputs and outputs)."""
+    return found.rows - len(np.unique(np.concatenate([found.x, found.y], axis=1), axis=0))
+
+
+def suspicious(found: "Measurements", domain: Domain) -> list[str]:
+    """One line for each thing in the measurements that is allowed but probably a mistake: an
+    input that never varies, rows that are exact copies, a measured region under 1% of the
+    domain's volume."""
+    lines = []
+    low, high = domain.bounds(len(found.inputs))
+    spans = found.x.max(axis=0) - found.x.min(axis=0)
+    for name, span, value in zip(found.inputs, spans, found.x[0]):
+        if span == 0:
+            lines.append(f"input column {name!r} of {found.path} is {value:g} in every row: the model learns "
+                         "nothing from your data about how it acts")
+    copies = duplicate_rows(found)
+    if copies:
+        lines.append(f"{copies} of {found.rows} rows of {found.path} are exact copies of another row (same inputs "
+                     "and outputs): they weigh double in training; cross-validation keeps copies in one fold")
+    share = float(np.prod(spans / (high - low)))
+    if spans.all() and share < 0.01:  # (an input that never varies is said above)
+        region = ", ".join(f"{name} {a:g}..{b:g}" for name, a, b in zip(found.inputs, found.x.min(axis=0),
+                                                                         found.x.max(axis=0)))
+        lines.append(f"the measured region ({region}) is {share * 100:.2g}% of the domain's volume: across most of the "
+                     "domain the model is the simple model's extrapolation, not your data's")
+    return lines
 
 
 def fold_name(k: int) -> str:
@@ -235,7 +278,7 @@ def heldout_rows(config, system: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     whole set, every row (its fit)."""
     found = of_config(config)
     k = fold_index(system)
-    rows = np.arange(found.rows) if k is None else np.flatnonzero(fold_of_rows(found.rows, config.folds) == k)
+    rows = np.arange(found.rows) if k is None else np.flatnonzero(fold_of_rows(found.x, found.y, config.folds) == k)
     return rows, found.x[rows], found.y[rows]
 
 

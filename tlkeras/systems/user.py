@@ -23,12 +23,14 @@ from typing import Callable
 
 import numpy as np
 
+from tlkeras.runtime import interrupts
 from tlkeras.systems.domains import Domain
 
 PROBE_RANDOM_POINTS = 24
 MAX_PROBE_CORNERS = 64
 
 _LOADED: dict[str, Callable] = {}
+_WARNED: set[str] = set()
 
 
 class SystemReferenceError(ValueError):
@@ -74,7 +76,7 @@ def absolute_reference(reference: str) -> str:
 
 def source_path(reference: str) -> Path:
     """The file that defines the function (a module is found without running it)."""
-    where, _ = split_reference(reference)
+    where, function = split_reference(reference)
     if _is_file_path(where):
         path = Path(where).expanduser()
         if not path.is_file():
@@ -83,9 +85,15 @@ def source_path(reference: str) -> Path:
     try:
         spec = importlib.util.find_spec(where)
     except (ImportError, ValueError) as error:
-        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found ({_first_line(error)})") from None
-    if spec is None or not spec.origin or not Path(spec.origin).is_file():
-        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found on the Python path")
+        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found ({_first_line(error)}); for a "
+                                   f"file give its path, as path/to/{where.rsplit('.', 1)[-1]}.py:{function}") from None
+    if spec is None:
+        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found on the Python path; for a "
+                                   f"file give its path, as path/to/{where.rsplit('.', 1)[-1]}.py:{function}")
+    if not spec.origin or not Path(spec.origin).is_file():
+        raise SystemReferenceError(f"{reference}: module {where!r} is built into Python ({spec.origin or 'no file'}), "
+                                   "with no source file to record; give a function of your own, as "
+                                   f"path/to/file.py:{function}")
     return Path(spec.origin)
 
 
@@ -94,24 +102,17 @@ def source_sha256(reference: str) -> str:
     return hashlib.sha256(source_path(reference).read_bytes()).hexdigest()
 
 
-def load_function(reference: str) -> Callable:
-    """The function a reference names (imported once per process)."""
+def load_function(reference: str, report: Callable[[str], None] | None = None) -> Callable:
+    """The function a reference names (imported once per process; `report` is told before)."""
     if reference in _LOADED:
         return _LOADED[reference]
     where, name = split_reference(reference)
     path = source_path(reference)
+    if report is not None:
+        report(f"importing your simple model {reference} ...")
     try:
-        if _is_file_path(where):
-            module_name = "tlkeras_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(path.resolve().parent))  # its sibling modules import as in a script
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.remove(str(path.resolve().parent))
-        else:
-            module = importlib.import_module(where)
+        with interrupts.user_code(f"importing {reference}"):
+            module = _import(where, path)
     except (Exception, SystemExit) as error:  # the user's module failed to import: one line
         raise SystemReferenceError(f"{reference}: importing {path} raised {_describe(error)}") from None
     function = getattr(module, name, None)
@@ -121,6 +122,20 @@ def load_function(reference: str) -> Callable:
         raise SystemReferenceError(f"{reference}: {name!r} in {path} is not a function")
     _LOADED[reference] = function
     return function
+
+
+def _import(where: str, path: Path) -> types.ModuleType:
+    if _is_file_path(where):
+        module_name = "tlkeras_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # its sibling modules import as in a script
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.resolve().parent))
+        return module
+    return importlib.import_module(where)
 
 
 def install_source(reference: str, source: bytes) -> Callable:
@@ -151,7 +166,8 @@ def install_source(reference: str, source: bytes) -> Callable:
 def call(reference: str, function: Callable, x: np.ndarray) -> np.ndarray:
     """function(x) checked: float64 [n, d_out], every value finite; else SystemReferenceError."""
     try:
-        raw = function(np.array(x, np.float64))
+        with interrupts.user_code(f"running {reference}"):
+            raw = function(np.array(x, np.float64))
     except (Exception, SystemExit) as error:
         raise SystemReferenceError(f"{reference} raised {_describe(error)} on inputs of shape "
                                    f"{list(np.shape(x))}") from None
@@ -160,6 +176,11 @@ def call(reference: str, function: Callable, x: np.ndarray) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise SystemReferenceError(f"{reference} returned {type(raw).__name__}, not numbers "
                                    f"({_first_line(error)})") from None
+    kind = np.asarray(raw).dtype
+    if kind.kind != "f" and reference not in _WARNED:
+        _WARNED.add(reference)
+        print(f"warning: {reference} returned {_kind_name(kind)}, not floats; they were converted to float64 "
+              "(return a float array to silence this)", file=sys.stderr)
     n = len(x)
     if y.ndim == 1 and y.shape[0] == n:
         y = y[:, None]  # one output, returned as a vector
@@ -175,11 +196,14 @@ def call(reference: str, function: Callable, x: np.ndarray) -> np.ndarray:
     return y
 
 
-def probe(reference: str, domain: Domain, num_inputs: int) -> int:
+def probe(reference: str, domain: Domain, num_inputs: int, report: Callable[[str], None] | None = None) -> int:
     """Load the function and call it once on a small batch over `domain` (its corners and random
-    points); return its number of outputs."""
-    function = load_function(reference)
+    points); return its number of outputs. `report` is told before each step (a slow import or
+    call should not look like a hang)."""
+    function = load_function(reference, report)
     x = probe_points(domain, num_inputs)
+    if report is not None:
+        report(f"probing {reference} on {len(x)} points of the domain ...")
     return call(reference, function, x).shape[1]
 
 
@@ -190,6 +214,11 @@ def probe_points(domain: Domain, num_inputs: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     inside = rng.uniform(low, high, size=(PROBE_RANDOM_POINTS, num_inputs))
     return np.concatenate([np.asarray(list(corners), np.float64).reshape(-1, num_inputs), inside])
+
+
+def _kind_name(dtype: np.dtype) -> str:
+    names = {"i": "integers", "u": "integers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects"}
+    return f"{names.get(dtype.kind, 'values')} ({dtype})"
 
 
 def _describe(error: BaseException) -> str:
