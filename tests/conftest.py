@@ -101,7 +101,7 @@ def _exp2(logdir: Path):
 def _fits(root: Path):
     """The example fitted into models/plate1 three times: stopped by Ctrl-C, killed, then whole (the
     last must sweep the killed one's leftovers), with what each left."""
-    out = root / "models" / "plate1"
+    out = root / "lab models" / "plate 1"  # spaces: the commands it prints must still paste
     small = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
              "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
     left = {}

@@ -7,6 +7,7 @@ user would, with the quick preset.
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, s
 
 @pytest.fixture(scope="module")
 def interrupted_fits(example_fits):
-    """The example's fit into models/plate1 stopped by Ctrl-C, then one killed, with what each left
+    """The example's fit into "lab models/plate 1" stopped by Ctrl-C, then one killed, with what each left
     (test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept)."""
     out, left, _ = example_fits
     return out, left
@@ -45,6 +46,10 @@ def test_the_example_fits_into_one_model_folder(fitted):
     out, result = fitted
     assert result.stderr == ""
     assert "ETA" in result.stdout and "done. Report:" in result.stdout
+    headline = result.stdout[result.stdout.index("cross-validated RMSE of each ensemble (5 folds"):].splitlines()
+    assert headline[1].split()[:4] == ["transfer", "(default)", "gfp", headline[1].split()[3]]
+    assert {line.split()[0] for line in headline[1:5]} == {"transfer", "l2_sp_extrapolation", "residual", "baseline"}
+    assert "--preset=quick**: small training sets" in (out / "report.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"] == ["aTc", "IPTG"] and manifest["outputs"] == ["gfp", "rfp"]
     assert manifest["domain"] == [[0, 100], [0, 1000]]
@@ -69,6 +74,32 @@ def test_the_example_fits_into_one_model_folder(fitted):
     tags = {value.tag for path in events for event in tf.compat.v1.train.summary_iterator(str(path))
             for value in event.summary.value}
     assert {"train/loss", "eval/l1_mean", "eval/point_error"} <= tags
+
+
+def test_the_commands_a_fit_prints_paste_into_a_shell_whatever_the_path(fitted, tmp_path):
+    out, result = fitted
+    assert " " in str(out)
+    lines = {line.split("] ", 1)[1].split(":", 1)[0]: line.split(": ", 1)[1] for line in result.stdout.splitlines()
+             if line.split("] ", 1)[-1].startswith(("predict: ", "browse: "))}
+    predict = shlex.split(lines["predict"])
+    assert predict[:3] == ["tlkeras", "predict", f"--model={out}"]
+    pasted = tlkeras(*predict[1:], cwd=tmp_path)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (tmp_path / "pred.csv").read_text().count("\n") == 50 * 50 + 1
+    assert shlex.split(lines["browse"]) == ["tensorboard", "--logdir", str(out / "tensorboard")]
+
+
+def test_fit_help_puts_the_required_flags_first_after_an_example():
+    result = tlkeras("fit", "--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[2:4] == ["example:", "  tlkeras fit --simple=g.py:g --domain=0,20 --measurements=plate.csv "
+                          "--inputs=aTc,IPTG --outputs=gfp,rfp --out=models/plate1"]
+    start = lines.index("required:")
+    assert [line.split(":")[0].strip() for line in lines[start + 1:start + 7]] == [
+        "--simple", "--domain", "--measurements", "--inputs", "--outputs", "--out"]
+    assert "--epochs: Epochs of each arm" in result.stdout and "(default: 2000)" in result.stdout
+    assert len(lines) < 60
 
 
 def test_each_member_loads_in_plain_keras_and_speaks_the_users_units(fitted):
@@ -291,7 +322,7 @@ def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swe
     assert not out_exists and not hidden
     result, out_exists, hidden = left["killed"]
     assert result.returncode == -9 and not out_exists, result.stderr
-    assert len([name for name in hidden if name.startswith(".plate1.building-")]) == 1  # what a killed process leaves
+    assert len([name for name in hidden if name.startswith(".plate 1.building-")]) == 1  # what a killed process leaves
     # The next fit into the folder (`fitted`'s, the example's quick fit) succeeded and swept them.
     assert (out / "manifest.json").exists() and not list(out.parent.glob(".*"))
 

@@ -1,5 +1,7 @@
 """Measurement CSVs: read into arrays, or refused with one line naming file, row and column."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -7,7 +9,16 @@ from hypothesis import strategies as st
 
 from tlkeras.nn.data import measurement_dataset
 from tlkeras.systems.domains import Domain
-from tlkeras.systems.measurements import MeasurementError, fold_of_rows, fold_sizes, read_measurements
+from tlkeras.systems.measurements import (
+    FOLD_SEED,
+    MeasurementError,
+    Measurements,
+    duplicate_rows,
+    fold_of_rows,
+    fold_sizes,
+    read_measurements,
+    suspicious,
+)
 
 GOOD = "well,aTc,IPTG,gfp,rfp\nA1,1.5,20,100.5,7\nA2,3,0,2e3,-1\n\nA3,0,40,5,6\n"
 
@@ -88,10 +99,53 @@ def test_any_bytes_are_read_or_refused_with_one_line(tmp_path, raw):
 
 
 def test_folds_partition_the_rows_evenly_and_reproducibly():
-    fold = fold_of_rows(103, 5)
-    assert sorted(np.bincount(fold).tolist()) == sorted(fold_sizes(103, 5)) == [20, 20, 21, 21, 21]
-    np.testing.assert_array_equal(fold, fold_of_rows(103, 5))
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 10, (103, 2)), rng.normal(size=(103, 1))
+    fold = fold_of_rows(x, y, 5)
+    assert sorted(np.bincount(fold).tolist()) == [20, 20, 21, 21, 21]
+    np.testing.assert_array_equal(fold, fold_of_rows(x, y, 5))
     assert not np.array_equal(fold, np.arange(103) % 5)  # shuffled: plate order is not fold order
+    # Without copies, the assignment of earlier versions (dealt out in turn): fits keep their folds.
+    order = np.random.default_rng(np.random.SeedSequence([FOLD_SEED, 103, 5])).permutation(103)
+    np.testing.assert_array_equal(fold[order], np.arange(103) % 5)
+
+
+def test_copies_of_a_row_share_a_fold_and_the_folds_stay_balanced():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 10, (60, 2)), rng.normal(size=(60, 2))
+    x, y = np.concatenate([x, x[:30], x[:5]]), np.concatenate([y, y[:30], y[:5]])  # 35 copies
+    fold = fold_of_rows(x, y, 5)
+    for copy in range(30):
+        assert fold[60 + copy] == fold[copy]
+    assert all(fold[90 + copy] == fold[copy] for copy in range(5))
+    assert np.bincount(fold).max() - np.bincount(fold).min() <= 3  # a group of 3 copies at most moves it
+    found = Measurements(Path("plate.csv"), ("a", "b"), ("c", "d"), x, y, "0")
+    assert duplicate_rows(found) == 35 and fold_sizes(found, 5) == np.bincount(fold).tolist()
+    x_only = x.copy()  # same inputs, other outputs: replicate measurements, not copies
+    assert duplicate_rows(Measurements(Path("p"), ("a", "b"), ("c", "d"), x_only, rng.normal(size=y.shape), "0")) == 0
+
+
+def _found(x, y=None):
+    x = np.asarray(x, np.float64)
+    y = np.arange(len(x), dtype=np.float64)[:, None] if y is None else y
+    return Measurements(Path("plate.csv"), ("aTc", "IPTG"), ("gfp",), x, y, "0")
+
+
+def test_suspicious_measurements_are_named_each_in_one_line():
+    rng = np.random.default_rng(5)
+    spread = np.column_stack([rng.uniform(0, 10, 40), rng.uniform(0, 10, 40)])
+    spread[:2] = [[0, 0], [10, 10]]  # the measured region: 0..10 on each input
+    assert suspicious(_found(spread), Domain(0.0, 20.0)) == []  # a quarter of the domain: fine
+    constant = spread.copy()
+    constant[:, 0] = 5.0
+    (line,) = suspicious(_found(constant), Domain(0.0, 20.0))
+    assert "input column 'aTc' of plate.csv is 5 in every row" in line
+    lines = suspicious(_found(np.concatenate([spread, spread]), np.zeros((80, 1))), Domain(0.0, 20.0))
+    assert len(lines) == 1 and lines[0].startswith("40 of 80 rows of plate.csv are exact copies")
+    (line,) = suspicious(_found(spread), Domain(0.0, 1e6))
+    assert "measured region (aTc 0..10, IPTG 0..10) is 1e-08% of" in line and "domain's volume" in line
+    assert suspicious(_found(spread), Domain(0.0, 100.0)) == []  # 1% exactly: not under it
+    assert len(suspicious(_found(spread), Domain(0.0, 100.5))) == 1
 
 
 def test_measured_rows_stream_through_tf_data():

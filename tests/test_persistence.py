@@ -165,3 +165,19 @@ def test_two_runs_filling_the_same_cache_entry_both_end_with_a_valid_entry(tmp_p
     entry = tmp_path / "pretrain" / "key"
     assert sorted(p.name for p in entry.iterdir()) == ["losses.npy", "model.keras"]
     assert not list((tmp_path / ".partial").iterdir())
+
+
+def test_a_lock_is_held_by_one_holder_and_names_it_to_the_next(tmp_path):
+    from tlkeras.storage import locks
+
+    path = tmp_path / ".plate1.lock"
+    with locks.exclusive(path, "--out=plate1", remove=True):
+        assert path.read_text() == f"{os.getpid()}\n" and locks.holder(path) == str(os.getpid())
+        with pytest.raises(locks.LockedError, match=rf"--out=plate1 is being written by another tlkeras process "
+                                                     rf"\(pid {os.getpid()}\)"):
+            with locks.exclusive(path, "--out=plate1"):  # another open file: flock treats it as another holder
+                pass
+    assert not path.exists() and locks.holder(path) is None
+    with locks.exclusive(path, "--out=plate1"):  # free again; without `remove` the file stays
+        pass
+    assert path.exists() and locks.holder(path) is None

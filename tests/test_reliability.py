@@ -136,13 +136,20 @@ def _assert_stopped_by_ctrl_c(stopped, run: Path, tag: str) -> None:
 
 
 # The report phase ("report.figures"): in the kill-and-resume test above, whose run gets there.
-@pytest.mark.parametrize("phase", ["driver.planning", "record.written#2"])
-def test_ctrl_c_at_any_phase_stops_with_130_and_keeps_what_finished(tmp_path, phase):
+@pytest.mark.parametrize("signal_name, phase", [("sigint", "driver.planning"), ("sigint", "record.written#2"),
+                                                ("sigterm", "record.written#2")])
+def test_ctrl_c_or_sigterm_at_any_phase_stops_cleanly_and_keeps_what_finished(tmp_path, signal_name, phase):
+    """SIGTERM (kill, timeout, a scheduler) as Ctrl-C: a line, the next safe point, workers ended,
+    exit 143 (128 + 15) instead of 130."""
     tag = uuid.uuid4().hex
-    stopped = _driver(tmp_path, fault=f"sigint@{phase}", tag=tag)
-    assert stopped.returncode == 130, (stopped.stdout[-2000:], stopped.stderr[-2000:])
+    stopped = _driver(tmp_path, fault=f"{signal_name}@{phase}", tag=tag)
+    status, said = (130, "Ctrl-C") if signal_name == "sigint" else (143, "SIGTERM")
+    assert stopped.returncode == status, (stopped.stdout[-2000:], stopped.stderr[-2000:])
     run = only_run_dir(tmp_path, "exp1")
     _assert_stopped_by_ctrl_c(stopped, run, tag)
+    assert f"{said} received: stopping at the next safe point" in stopped.stderr
+    assert f"interrupted by {said}; finished members are kept" in stopped.stdout
+    assert "leaked" not in stopped.stderr and "semaphore" not in stopped.stderr
     if phase == "record.written#2":
         assert len(_records(run)) >= 2
 
@@ -150,7 +157,7 @@ def test_ctrl_c_at_any_phase_stops_with_130_and_keeps_what_finished(tmp_path, ph
 def test_ctrl_c_during_start_up_leaves_nothing(tmp_path):
     stopped = _driver(tmp_path, fault="sigint@driver.startup")
     assert stopped.returncode == 130, stopped.stderr[-2000:]
-    assert "interrupted before the run started" in stopped.stdout
+    assert "interrupted by Ctrl-C before the run started" in stopped.stdout
     assert not list((tmp_path / "exp1").iterdir())
 
 

@@ -95,7 +95,9 @@ def test_a_broken_function_is_named_with_what_is_wrong(models_file, function, me
 
 @pytest.mark.parametrize("reference, message", [
     ("nowhere/model.py:g", r"file nowhere/model.py does not exist"),
-    ("no_such_module_xyz:g", r"module 'no_such_module_xyz' cannot be found"),
+    ("no_such_module_xyz:g", r"module 'no_such_module_xyz' cannot be found.*path/to/no_such_module_xyz.py:g"),
+    ("no_such_package_xyz.models:g", r"cannot be found .*as path/to/models.py:g"),
+    ("os.path:join", r"module 'os.path' is built into Python .*no source file.* path/to/file.py:join"),
     ("model.py:", r"is not a function reference"),
     ("model.py:1g", r"is not a function reference"),
     ("not a module:g", r"neither a .py file nor a dotted module name"),
@@ -176,3 +178,34 @@ def test_a_real_system_named_like_the_simple_one_but_elsewhere_is_refused(tmp_pa
     with pytest.raises(ConfigError, match=r"names other than the simple system's \('model.g'"):
         resolve_user_systems(StudyConfig(simple_system=f"{tmp_path}/a/model.py:g",
                                          systems=(f"{tmp_path}/b/model.py:g",))).validate()
+
+
+def test_a_function_returning_strings_or_integers_is_warned_of_once(tmp_path, capsys):
+    path = tmp_path / "typed.py"
+    path.write_text("import numpy as np\n"
+                    "def strings(x):\n    return [[str(v) for v in row] for row in x]\n"
+                    "def integers(x):\n    return np.round(x).astype(int)\n"
+                    "def floats(x):\n    return x * 1.0\n")
+    for name, kind in (("strings", "strings"), ("integers", "integers"), ("floats", None)):
+        reference = f"{path}:{name}"
+        function = user_systems.load_function(reference)
+        for _ in range(2):
+            y = user_systems.call(reference, function, np.array([[1.25, 2.0]]))
+        assert y.dtype == np.float64
+        lines = [line for line in capsys.readouterr().err.splitlines() if line]
+        if kind is None:
+            assert lines == []
+        else:
+            assert len(lines) == 1 and lines[0].startswith(f"warning: {reference} returned {kind}"), lines
+
+
+def test_the_users_module_is_imported_once_and_announced_before(tmp_path):
+    path = tmp_path / "counted.py"
+    log = tmp_path / "imports.log"
+    path.write_text(f"open({str(log)!r}, 'a').write('imported\\n')\nimport numpy as np\n"
+                    "def g(x):\n    return x[:, :1] * 2.0\n")
+    said = []
+    for _ in range(2):
+        assert user_systems.probe(f"{path}:g", Domain(0.0, 1.0), 2, report=said.append) == 1
+    assert log.read_text() == "imported\n"
+    assert said[0] == f"importing your simple model {path}:g ..." and said[1].startswith(f"probing {path}:g on")

@@ -37,7 +37,8 @@ from tlkeras.core import user_config
 from tlkeras.core.errors import ConfigError
 from tlkeras.core.vocabulary import FINE_TUNE_ALL
 from tlkeras.runtime import faults, interrupts
-from tlkeras.storage import folders
+from tlkeras.storage import folders, locks
+from tlkeras.storage.folders import RUN_LOCK
 
 FLAGS = flags.FLAGS
 _LOGS = {}  # the driver's default --logdir
@@ -160,28 +161,26 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:
-    from tlkeras.storage.rundir import RunDir
-
     if FLAGS.run_dir:
         path = Path(FLAGS.run_dir)
         if not (path / "config.json").exists():
             fail(f"--run_dir={path} is not a run directory (no config.json); give a folder under {experiment_logs}")
-        _refuse_if_running(RunDir(path), f"--run_dir={path}")
+        _refuse_if_running(path, f"--run_dir={path}")
         return path
     if not FLAGS.resume:
         return None
     runs = [p for p in experiment_logs.glob("*-*-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
     runs.sort(key=lambda p: (p.name.rsplit("-", 1)[0], int(p.name.rsplit("-", 1)[1])))
     # The newest run, unless it is a folder a run claimed and died in before writing anything.
-    runs = [p for p in runs if (p / "config.json").exists() or RunDir(p).writer()]
+    runs = [p for p in runs if (p / "config.json").exists() or locks.holder(p / RUN_LOCK)]
     if not runs:
         fail(f"--resume: no earlier run under {experiment_logs} to resume")
-    _refuse_if_running(RunDir(runs[-1]), f"--resume: the latest run {runs[-1]}")
+    _refuse_if_running(runs[-1], f"--resume: the latest run {runs[-1]}")
     return runs[-1]
 
 
-def _refuse_if_running(run, what: str) -> None:
-    """Fail if a live process writes `run` (a `RunDir`)."""
-    writer = run.writer()
+def _refuse_if_running(run: Path, what: str) -> None:
+    """Fail if a live process writes the run directory `run` (holds its lock, `RunDir.lock`)."""
+    writer = locks.holder(run / RUN_LOCK)
     if writer:
         fail(f"{what} is still in progress (pid {writer}); wait for it to end, or stop it (Ctrl-C) and resume then")

@@ -132,7 +132,7 @@ def _fit_started(v: flags.FlagValues, config, found, out: Path, cache_dir: Path 
     run_to_end(lambda: fitted.update(run_fit(config, out, options, flags_text=flag_lines, command=command,
                                              processes=processes, overwrite=v.overwrite)),
                kept="; nothing was written to --out", interrupted_is_error=True,
-               interrupted_note=" (pretrained models stay in the cache)")
+               interrupted_note=" (pretrained models stay in the cache)" if cache_dir is not None else "")
     say(f"done. Report: {out / 'report.md'}")
     for line in headline(fitted):
         say(line)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tlkeras.core.config import StudyConfig
 
+RUN_LOCK = ".lock"  # a run directory's lock file (`rundir.RunDir.lock`)
+
 
 class FolderError(ValueError):
     """A folder a run cannot use; the message is one line naming it."""

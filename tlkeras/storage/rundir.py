@@ -28,6 +28,7 @@ from tlkeras.core.config import RECORDED_BEFORE, StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.runtime import faults
 from tlkeras.storage import locks
+from tlkeras.storage.folders import RUN_LOCK
 from tlkeras.storage.persistence import Staging
 
 
@@ -63,7 +64,7 @@ class RunDir:
         sweeping away the temporaries of earlier, dead writers."""
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(locks.exclusive(self.path / ".lock", str(self.path)))
+                held.enter_context(locks.exclusive(self.path / RUN_LOCK, str(self.path)))
             except locks.LockedError as error:
                 raise RunDirError(str(error)) from None
             self.staging.sweep()
@@ -87,10 +88,6 @@ class RunDir:
         return [f"> **--preset={preset}**: small training sets, few epochs and seeds, for a first look. The numbers "
                 "below (errors, savings, intervals, tests) are this preset's, not the full protocol's: rerun "
                 "without --preset for those.", ""]
-
-    def writer(self) -> str | None:
-        """The pid of the live process writing this run, if one is."""
-        return locks.holder(self.path / ".lock")
 
     @property
     def tensorboard(self) -> Path:
