@@ -46,8 +46,9 @@ def test_the_example_fits_into_one_model_folder(fitted):
     out, result = fitted
     assert result.stderr == ""
     assert "ETA" in result.stdout and "done. Report:" in result.stdout
-    headline = result.stdout[result.stdout.index("cross-validated RMSE of each ensemble (5 folds"):].splitlines()
-    assert headline[1].split()[:4] == ["transfer", "(default)", "gfp", headline[1].split()[3]]
+    said = [line.split("] ", 1)[-1] for line in result.stdout.splitlines()]  # without the time stamps
+    headline = said[said.index("cross-validated RMSE of each ensemble (5 folds; lower is better):"):]
+    assert headline[1].split()[:3] == ["transfer", "(default)", "gfp"] and float(headline[1].split()[3]) > 0
     assert {line.split()[0] for line in headline[1:5]} == {"transfer", "l2_sp_extrapolation", "residual", "baseline"}
     assert "--preset=quick**: small training sets" in (out / "report.md").read_text()
     manifest = json.loads((out / "manifest.json").read_text())
