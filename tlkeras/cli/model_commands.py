@@ -168,18 +168,18 @@ def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str,
     from tlkeras.systems import user
 
     model = Path(v.model)
-    if _inside(out, model):
-        where = "is the --model folder" if _resolved(out) == _resolved(model) else f"is inside the --model folder {model}"
+    if folders.inside(out, model):
+        where = "is the --model folder" if folders.resolved(out) == folders.resolved(model) else f"is inside the --model folder {model}"
         raise ValueError(f"--out={out} {where}; give a file name outside it (it would overwrite the model)")
-    linked = _file_in_folder(out, model)
+    linked = folders.hard_link_in(out, model)
     if linked is not None:
         raise ValueError(f"--out={out} is the --model folder's file {linked} (a link to it); give another file name "
                          "(it would be overwritten)")
     for flag, path in inputs.items():
-        if path is not None and _same_file(out, Path(path)):
+        if path is not None and folders.same_file(out, Path(path)):
             raise ValueError(f"--out={out} is the {flag} file; give another file name (it would be overwritten)")
     fitted_on = (manifest.get("measurements") or {}).get("path")
-    if fitted_on and _same_file(out, Path(fitted_on)):
+    if fitted_on and folders.same_file(out, Path(fitted_on)):
         raise ValueError(f"--out={out} is the CSV this model was fitted on; give another file name (it would be "
                          "overwritten)")
     reference = (manifest.get("simple") or {}).get("reference")
@@ -188,7 +188,7 @@ def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str,
             source = user.source_path(reference)
         except user.SystemReferenceError:
             source = None
-        if source is not None and _same_file(out, source):
+        if source is not None and folders.same_file(out, source):
             raise ValueError(f"--out={out} is the source of the simple model {reference}; give another file name "
                              "(it would be overwritten)")
     if out.is_dir():
@@ -197,56 +197,15 @@ def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str,
         raise ValueError(f"--out={out} already exists; give another file, or --overwrite")
 
 
-def _resolved(path: Path) -> Path:
-    try:
-        return path.expanduser().resolve()
-    except (OSError, RuntimeError):  # a symlink loop
-        return path.absolute()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """The same path once resolved (symlinks), or the same file on disk (hard links)."""
-    if _resolved(a) == _resolved(b):
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = _resolved(path), _resolved(folder)
-    return path == folder or folder in path.parents
-
-
-def _file_in_folder(path: Path, folder: Path) -> Path | None:
-    """The file in `folder` (any depth) that `path` is a hard link of, if `path` is one."""
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    if status.st_nlink < 2 or not path.is_file():
-        return None
-    for root, _, names in os.walk(folder):
-        for name in names:
-            try:
-                other = os.stat(os.path.join(root, name))
-            except OSError:
-                continue
-            if (other.st_dev, other.st_ino) == (status.st_dev, status.st_ino):
-                return Path(root) / name
-    return None
-
-
 def _read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
     """(x [points, inputs], header, cells per row as text): with `keep_columns` every column of the
     file as it has it, else the model's inputs."""
-    from tlkeras.systems.measurements import _decode, _rows, read_measurements
+    from tlkeras.systems.measurements import read_measurements, read_rows
 
     x = read_measurements(path, manifest["inputs"], ()).x  # every check, one line each
     if not keep_columns:
         return x, list(manifest["inputs"]), [[repr(float(value)) for value in row] for row in x]
-    rows = _rows(path, _decode(path, path.read_bytes()))  # the rows read_measurements used, as text
+    rows = read_rows(path)  # the rows read_measurements used, as text
     header = [cell.strip() for cell in rows[0][1]]
     predicted = {f"{name}_{kind}" for name in manifest["outputs"] for kind in PREDICTED}
     clash = [name for name in header if name in predicted and name not in manifest["inputs"]]
@@ -341,30 +300,34 @@ def _call_model(ensemble, method, *args):
 
 
 def _write_text(path: Path, text: str) -> None:
-    temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
-    try:
-        temporary.write_text(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        fail(f"could not write {path}: {error.strerror or error}", 1)
+    _write_whole(path, lambda handle: handle.write(text))
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    """Cells as given (numbers as `repr(float)`: they round-trip exactly), written beside `path`
-    and renamed into place: a reader never sees half a file."""
+    """Cells as given (numbers as `repr(float)`: they round-trip exactly)."""
     import csv
 
+    def write(handle) -> None:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+    _write_whole(path, write)
+
+
+def _write_whole(path: Path, write) -> None:
+    """Written beside `path` and renamed into place: a reader never sees half a file, and a stop
+    or a full disk midway leaves no temporary behind."""
     temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
     try:
         with temporary.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(rows)
+            write(handle)
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
-        fail(f"could not write {path}: {error.strerror or error}", 1)
+        if isinstance(error, OSError):
+            fail(f"could not write {path}: {error.strerror or error}", 1)
+        raise
 
 
 class Predict:

@@ -33,7 +33,7 @@ from tlkeras.core.user_config import resolve_user_systems, with_normalisation
 from tlkeras.core.vocabulary import TRANSFER_ARM
 from tlkeras.fit.ensemble import MANIFEST
 from tlkeras.runtime import faults
-from tlkeras.storage import locks
+from tlkeras.storage import folders, locks
 from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import (
@@ -129,10 +129,9 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
 def check_inputs_outside(out: Path, inputs: dict[str, Path]) -> None:
     """Refuse an --out folder that is, or holds, one of the fit's inputs (the measurements, g's
     file, the cache): replacing the folder would delete them. Always, --overwrite or not."""
-    out = Path(out).resolve()
     for label, path in inputs.items():
-        path = Path(path).expanduser().resolve()
-        if path == out or out in path.parents:
+        if folders.inside(Path(path), Path(out)):
+            path, out = folders.resolved(Path(path)), folders.resolved(Path(out))
             raise OutputFolderError(f"--out={out} holds {label} {path}; the fit would replace that folder and lose "
                                     "it: give another --out")
 

@@ -2,7 +2,8 @@
 
 A file where a folder should be, a read-only or permission-less folder, or a disk too full for
 the run gives one `FolderError` line naming the folder and why, instead of a traceback from deep
-inside a write minutes later.
+inside a write minutes later. And is an output one of the inputs (`same_file`, `inside`,
+`hard_link_in`), which no --overwrite may replace?
 """
 
 from __future__ import annotations
@@ -51,3 +52,47 @@ def check_writable(folder: Path, label: str, bytes_needed: int = 0) -> None:
     if free < bytes_needed:
         raise FolderError(f"{label}={folder} has {free / 1e6:.1f} MB free; this run needs about "
                           f"{bytes_needed / 1e6:.0f} MB")
+
+
+# Is an output one of the inputs? (compared resolved, and as the same file on disk) ----------------
+def resolved(path: Path) -> Path:
+    """`path` absolute, with symlinks and `..` resolved (as far as they resolve)."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return path.absolute()
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """The same path once resolved (symlinks), or the same file on disk (hard links)."""
+    if resolved(a) == resolved(b):
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or lies somewhere under it (both resolved)."""
+    path, folder = resolved(path), resolved(folder)
+    return path == folder or folder in path.parents
+
+
+def hard_link_in(path: Path, folder: Path) -> Path | None:
+    """The file in `folder` (any depth) that `path` is a hard link of, if `path` is one."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    if status.st_nlink < 2 or not path.is_file():
+        return None
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                other = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (status.st_dev, status.st_ino):
+                return Path(root) / name
+    return None

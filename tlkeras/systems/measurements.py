@@ -111,6 +111,12 @@ def read_measurements(
     return Measurements(path, inputs, outputs, x, y, hashlib.sha256(raw).hexdigest())
 
 
+def read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """The rows of a CSV as text, as `read_measurements` reads them: (spreadsheet row number,
+    cells) of every row with a cell, the header first (for a command that carries columns through)."""
+    return _rows(path, _decode(path, Path(path).read_bytes()))
+
+
 def _decode(path: Path, raw: bytes) -> str:
     if b"\x00" in raw:
         position = raw.index(b"\x00") + 1
