@@ -99,15 +99,21 @@ def _exp2(logdir: Path):
 
 
 def _fits(root: Path):
-    """The example fitted into models/plate1 three times: stopped by Ctrl-C, killed, then whole (the
-    last must sweep the killed one's leftovers), with what each left."""
+    """The example fitted into "lab models/plate 1" three times: cancelled by SIGTERM mid-training
+    (its g, a copy that logs each import, to count them), killed, then whole (the last must sweep
+    the killed one's leftovers), with what each left."""
     out = root / "lab models" / "plate 1"  # spaces: the commands it prints must still paste
     small = [*FIT, f"--out={out}", "--workers=1", "--cache=false", "--seeds=0", "--folds=2",
              "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2"]
+    counted = root / "counted_g.py"
+    counted.write_text(f"import os\nopen({str(root / 'imports.log')!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+                       + (EXAMPLE / "simple_model.py").read_text())
     left = {}
-    for name, fault in (("interrupted", "sigint@record.written#3"), ("killed", "kill@record.written#2")):
-        result = tlkeras(*small, env={"TLKERAS_FAULT": fault}, timeout=300)
-        left[name] = result, out.exists(), sorted(p.name for p in out.parent.glob(".*"))
+    for name, fault, g in (("cancelled", "sigterm@record.written#3", counted),
+                           ("killed", "kill@record.written#2", EXAMPLE / "simple_model.py")):
+        result = tlkeras(*small, f"--simple={g}:g", env={"TLKERAS_FAULT": fault}, timeout=300)
+        left[name] = result, out.exists(), out.parent.exists() and sorted(p.name for p in out.parent.glob(".*"))
+    left["imports"] = (root / "imports.log").read_text().splitlines()
     fitted = tlkeras(*FIT, f"--out={out}", f"--cache_dir={root / 'cache'}", "--workers=2",
                      f"--strategies={FIT_STRATEGIES}")
     return out, left, fitted

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, s
 
 @pytest.fixture(scope="module")
 def interrupted_fits(example_fits):
-    """The example's fit into "lab models/plate 1" stopped by Ctrl-C, then one killed, with what each left
-    (test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept)."""
+    """The example's fit into "lab models/plate 1" cancelled by SIGTERM, then one killed, with what each
+    left (test_a_cancelled_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept)."""
     out, left, _ = example_fits
     return out, left
 
@@ -77,19 +77,6 @@ def test_the_example_fits_into_one_model_folder(fitted):
     assert {"train/loss", "eval/l1_mean", "eval/point_error"} <= tags
 
 
-def test_the_commands_a_fit_prints_paste_into_a_shell_whatever_the_path(fitted, tmp_path):
-    out, result = fitted
-    assert " " in str(out)
-    lines = {line.split("] ", 1)[1].split(":", 1)[0]: line.split(": ", 1)[1] for line in result.stdout.splitlines()
-             if line.split("] ", 1)[-1].startswith(("predict: ", "browse: "))}
-    predict = shlex.split(lines["predict"])
-    assert predict[:3] == ["tlkeras", "predict", f"--model={out}"]
-    pasted = tlkeras(*predict[1:], cwd=tmp_path)
-    assert pasted.returncode == 0, pasted.stderr
-    assert (tmp_path / "pred.csv").read_text().count("\n") == 50 * 50 + 1
-    assert shlex.split(lines["browse"]) == ["tensorboard", "--logdir", str(out / "tensorboard")]
-
-
 def test_fit_help_puts_the_required_flags_first_after_an_example():
     result = tlkeras("fit", "--help")
     assert result.returncode == 0
@@ -120,13 +107,20 @@ def test_each_member_loads_in_plain_keras_and_speaks_the_users_units(fitted):
 
 
 def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fitted, tmp_path):
-    out, _ = fitted
-    result = tlkeras("predict", f"--model={out}", "--grid=4", f"--out={tmp_path / 'grid.csv'}")
+    """On a grid, by the command the fit printed, pasted as is (the folder's path has spaces)."""
+    out, fit = fitted
+    assert " " in str(out)
+    printed = {line.split("] ", 1)[1].split(":", 1)[0]: line.split(": ", 1)[1] for line in fit.stdout.splitlines()
+               if line.split("] ", 1)[-1].startswith(("predict: ", "browse: "))}
+    assert shlex.split(printed["browse"]) == ["tensorboard", "--logdir", str(out / "tensorboard")]
+    pasted = shlex.split(printed["predict"])
+    assert pasted == ["tlkeras", "predict", f"--model={out}", "--grid=50", "--out=pred.csv"]
+    result = tlkeras(*pasted[1:], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    with open(tmp_path / "grid.csv") as handle:
+    with open(tmp_path / "pred.csv") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
-    assert len(table) == 16 and {float(r["aTc"]) for r in table} == {0, 100 / 3, 200 / 3, 100}
+    assert len(table) == 2500 and sorted({float(r["aTc"]) for r in table}) == np.linspace(0, 100, 50).tolist()
     assert all(float(r["gfp_sd"]) >= 0 for r in table)
     points = tmp_path / "points.csv"
     points.write_text("IPTG,aTc\n10,5\n2000,50\n")
@@ -136,7 +130,7 @@ def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fit
     with open(tmp_path / "p.csv") as handle:
         table = list(csv.DictReader(handle))
     assert [(float(r["aTc"]), float(r["IPTG"])) for r in table] == [(5, 10), (50, 2000)]
-    again = tlkeras("predict", f"--model={out}", "--grid=4", f"--out={tmp_path / 'grid.csv'}")
+    again = tlkeras(*pasted[1:], cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
@@ -316,11 +310,18 @@ def test_a_user_system_runs_through_a_driver(tmp_path):
     assert broken.returncode == 2 and "defines no 'nothing'" in broken.stderr and broken.stderr.count("\n") == 1
 
 
-def test_an_interrupted_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept(interrupted_fits, fitted):
+def test_a_cancelled_fit_leaves_no_folder_and_a_killed_ones_leftovers_are_swept(interrupted_fits, fitted):
+    """SIGTERM mid-training (a scheduler cancelling the job): one line that it was received, one
+    that nothing was written; the folder it was building and those made for it are gone; its g was
+    imported once (one process). A kill leaves its building folder, which the next fit sweeps."""
     out, left = interrupted_fits
-    result, out_exists, hidden = left["interrupted"]
-    assert result.returncode == 130 and "nothing was written to --out" in result.stderr, result.stderr
-    assert not out_exists and not hidden
+    result, out_exists, hidden = left["cancelled"]
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.splitlines() == [
+        "SIGTERM received: stopping at the next safe point, with everything finished kept (SIGTERM again stops at once)",
+        "error: interrupted by SIGTERM; nothing was written to --out"]
+    assert not out_exists and hidden is False  # not even the folder "lab models" made for it
+    assert len(left["imports"]) == 1
     result, out_exists, hidden = left["killed"]
     assert result.returncode == -9 and not out_exists, result.stderr
     assert len([name for name in hidden if name.startswith(".plate 1.building-")]) == 1  # what a killed process leaves

@@ -101,21 +101,3 @@ def test_resume_while_the_latest_run_is_in_progress_is_refused_and_ctrl_c_twice_
     assert running.returncode == 130 and "Traceback" not in err, err
     assert "error" not in err.lower() and "interrupted by Ctrl-C; finished members are kept. Resume with" in out
 
-
-def test_sigterm_mid_fit_leaves_no_building_folder_and_g_was_imported_once(tmp_path):
-    """A fit cancelled while it trains (TensorFlow loaded, members written): the folder it was
-    building goes, nothing appears at --out; g was imported once in the process (one worker)."""
-    log = tmp_path / "imports.log"
-    g = tmp_path / "g.py"
-    g.write_text(f"import os\nopen({str(log)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
-                 + (REPO / "examples" / "plate" / "simple_model.py").read_text())
-    out = tmp_path / "models" / "plate1"
-    result = tlkeras("fit", f"--simple={g}:g", *FIT[2:], f"--out={out}", "--workers=1", "--cache=false", "--seeds=0",
-                     "--folds=2", "--pretrain_size=64", "--epochs=3", "--pretrain_epochs=2",
-                     env={"TLKERAS_FAULT": "sigterm@record.written#2"}, timeout=300)
-    assert result.returncode == 143, result.stderr[-2000:]
-    assert result.stderr.splitlines() == [
-        "SIGTERM received: stopping at the next safe point, with everything finished kept (SIGTERM again stops at once)",
-        "error: interrupted by SIGTERM; nothing was written to --out"]
-    assert not out.parent.exists()  # nor the folders made for it: no .building, no lock
-    assert len(log.read_text().splitlines()) == 1
