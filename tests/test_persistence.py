@@ -181,3 +181,15 @@ def test_a_lock_is_held_by_one_holder_and_names_it_to_the_next(tmp_path):
     with locks.exclusive(path, "--out=plate1"):  # free again; without `remove` the file stays
         pass
     assert path.exists() and locks.holder(path) is None
+
+
+def test_a_report_names_a_preset_other_than_full(tmp_path):
+    from tlkeras.storage.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    assert run.preset() == "full" and run.preset_note() == []  # no flags.txt: an old run, or a library call
+    (tmp_path / "flags.txt").write_text("--epochs=40\n--preset=full\n")
+    assert run.preset_note() == []
+    (tmp_path / "flags.txt").write_text("--epochs=40\n--preset=quick\n--seeds=0,1\n")
+    (note, blank) = run.preset_note()
+    assert note.startswith("> **--preset=quick**: small training sets") and "not the full protocol's" in note

@@ -50,8 +50,25 @@ def _wait_for(path: Path, process: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+@pytest.fixture
+def held(tmp_path):
+    """`held(command, point)`: a process started with `command`, stopped for good at fault `point`
+    (see runtime/faults); killed at the end of the test if it still runs (a failed assertion)."""
+    started = []
+
+    def start(command: list[str], point: str) -> subprocess.Popen:
+        process, _ = _held(command, tmp_path, point)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _held(command: list[str], tmp_path: Path, point: str) -> tuple[subprocess.Popen, Path]:
-    """A process started with `command`, stopped for good at fault `point` (see runtime/faults)."""
     faults = tmp_path / "faults"
     faults.mkdir(exist_ok=True)
     env = dict(os.environ, TLKERAS_FAULT=f"hold@{point}", TLKERAS_FAULT_DIR=str(faults))
@@ -73,10 +90,10 @@ def _stop_twice(process: subprocess.Popen, number: int, said: str) -> tuple[str,
     return out, first + err
 
 
-def test_a_second_fit_on_the_same_out_is_refused_naming_the_first(tmp_path):
+def test_a_second_fit_on_the_same_out_is_refused_naming_the_first(tmp_path, held):
     out = tmp_path / "models" / "plate1"
     command = [sys.executable, "-m", "tlkeras.cli", *FIT, f"--out={out}", "--cache=false"]
-    first, _ = _held(command, tmp_path, "fit.locked")  # --out is held: the fit is under way
+    first = held(command, "fit.locked")  # --out is held: the fit is under way
     second = tlkeras(*FIT, f"--out={out}", "--overwrite", timeout=120)
     assert second.returncode == 2
     assert second.stderr == (f"error: --out={out} is being written by another tlkeras process (pid {first.pid}); "
@@ -87,10 +104,10 @@ def test_a_second_fit_on_the_same_out_is_refused_naming_the_first(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faults"]  # no model, lock or folder left
 
 
-def test_resume_while_the_latest_run_is_in_progress_is_refused_and_ctrl_c_twice_stops_it(tmp_path):
+def test_resume_while_the_latest_run_is_in_progress_is_refused_and_ctrl_c_twice_stops_it(tmp_path, held):
     logdir = tmp_path / "logs"
     flags = [*tiny_flags(logdir), *EXP1_FLAGS]
-    running, _ = _held([sys.executable, str(REPO / "experiments" / "exp1.py"), *flags], tmp_path, "driver.planning")
+    running = held([sys.executable, str(REPO / "experiments" / "exp1.py"), *flags], "driver.planning")
     (run,) = (logdir / "exp1").iterdir()
     for how in ("--resume", f"--run_dir={run}"):
         refused = run_driver("exp1.py", [*flags, how], timeout=120)
