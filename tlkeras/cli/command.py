@@ -19,7 +19,7 @@ import sys
 
 from absl import flags
 
-from tlkeras.cli import fit_command, model_commands
+from tlkeras.cli import fit_command, model_commands, suggest_command
 from tlkeras.cli.lifecycle import fail, stops_cleanly
 from tlkeras.runtime import interrupts
 
@@ -29,6 +29,7 @@ commands:
   fit       pretrain on your simple model, fine-tune on your measurements (CSV), write a model folder
   predict   ensemble mean and sd per output at points from a CSV or on a grid over the domain
   evaluate  L1, RMSE and 2-sd coverage of a model folder on measurements it has not seen
+  suggest   where to measure next: n points (or rows of a candidates CSV) that should improve the model most
 
 `tlkeras <command> --help` lists a command's flags."""
 
@@ -37,11 +38,13 @@ COMMANDS = {
     "fit": (fit_command, fit_command.REQUIRED),
     "predict": (model_commands.Predict, model_commands.Predict.REQUIRED),
     "evaluate": (model_commands.Evaluate, model_commands.Evaluate.REQUIRED),
+    "suggest": (suggest_command, suggest_command.REQUIRED),
 }
 EXAMPLES = {
     "fit": fit_command.EXAMPLE,
     "predict": "tlkeras predict --model=models/plate1 --grid=50 --out=pred.csv",
     "evaluate": "tlkeras evaluate --model=models/plate1 --measurements=test.csv",
+    "suggest": suggest_command.EXAMPLE,
 }
 
 

@@ -57,7 +57,7 @@ def define_predict(v: flags.FlagValues) -> None:
                          "as typed, in its order), then the predictions; --nokeep_columns: only the model's inputs. "
                          "A column named like a prediction column (gfp_mean) is refused: rename it, or "
                          "--nokeep_columns.", flag_values=v)
-    _define_arm_and_strict(v)
+    define_arm_and_strict(v)
     for name in ("model", "out"):
         flags.mark_flag_as_required(name, flag_values=v)
     flags.register_multi_flags_validator(
@@ -65,7 +65,7 @@ def define_predict(v: flags.FlagValues) -> None:
         message="give exactly one of --inputs=points.csv and --grid=<points per input>", flag_values=v)
 
 
-def _define_arm_and_strict(v: flags.FlagValues) -> None:
+def define_arm_and_strict(v: flags.FlagValues) -> None:
     flags.DEFINE_string("arm", None, "Which ensemble: the fit's default (its first --strategies; transfer "
                         "for fine_tune_all), another of its strategies, or baseline.", flag_values=v)
     flags.DEFINE_boolean("strict", False, "Refuse, instead of a warning, when the --arm evaluates the simple model "
@@ -81,26 +81,26 @@ def run_predict(v: flags.FlagValues) -> None:
     out = Path(v.out)
     try:
         manifest = read_manifest(Path(v.model))
-        _check_arm(v, manifest)
-        _check_out(v, manifest, out, {"--inputs": v.inputs}, "a CSV")
+        check_arm(v, manifest)
+        check_out(v, manifest, out, {"--inputs": v.inputs}, "a CSV")
         if v.grid is not None:
             x, _ = grid_points(manifest["domain"], v.grid)
             header, cells = list(manifest["inputs"]), [[repr(float(value)) for value in row] for row in x]
         else:
-            x, header, cells = _read_points(Path(v.inputs), manifest, v.keep_columns)
-        warnings = _check_simple_model(v, manifest)
+            x, header, cells = read_points(Path(v.inputs), manifest, v.keep_columns)
+        warnings = check_simple_model(v, manifest)
         folders.check_writable(out.resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
-    for warning in [*warnings, _outside_domain(x, manifest, "points")]:
+    for warning in [*warnings, outside_domain(x, manifest, "points")]:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
-    ensemble = _load_ensemble(v)
-    mean, sd = _call_model(ensemble, ensemble.predict, x)
+    ensemble = load_ensemble(v)
+    mean, sd = call_model(ensemble, ensemble.predict, x)
     header += [f"{name}_{kind}" for name in manifest["outputs"] for kind in PREDICTED]
     rows = [[*row, *(repr(float(values[i, o])) for o in range(mean.shape[1]) for values in (mean, sd))]
             for i, row in enumerate(cells)]
-    _write_csv(out, header, rows)
+    write_csv(out, header, rows)
     print(f"wrote {out}: {len(x)} points, mean and sd over {len(ensemble.models)} {ensemble.arm} members")
 
 
@@ -111,7 +111,7 @@ def define_evaluate(v: flags.FlagValues) -> None:
     flags.DEFINE_string("out", None, "Also write the scores to this JSON file. Never the --measurements file or in "
                         "the --model folder, even with --overwrite.", flag_values=v)
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file (never an input).", flag_values=v)
-    _define_arm_and_strict(v)
+    define_arm_and_strict(v)
     for name in ("model", "measurements"):
         flags.mark_flag_as_required(name, flag_values=v)
 
@@ -125,11 +125,11 @@ def run_evaluate(v: flags.FlagValues) -> None:
 
     try:
         manifest = read_manifest(Path(v.model))
-        _check_arm(v, manifest)
+        check_arm(v, manifest)
         if v.out:
-            _check_out(v, manifest, Path(v.out), {"--measurements": v.measurements}, "a JSON")
+            check_out(v, manifest, Path(v.out), {"--measurements": v.measurements}, "a JSON")
         found = read_measurements(v.measurements, manifest["inputs"], manifest["outputs"])
-        warnings = _check_simple_model(v, manifest)
+        warnings = check_simple_model(v, manifest)
         if v.out:
             folders.check_writable(Path(v.out).resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
@@ -137,11 +137,11 @@ def run_evaluate(v: flags.FlagValues) -> None:
     if found.sha256 == (manifest.get("measurements") or {}).get("sha256"):
         warnings.append(f"--measurements={v.measurements} is the CSV this model was fitted on (the same sha256); "
                         "these scores are in-sample, not a test of the model")
-    for warning in [*warnings, _outside_domain(found.x, manifest, "rows")]:
+    for warning in [*warnings, outside_domain(found.x, manifest, "rows")]:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
-    ensemble = _load_ensemble(v)
-    scores = _call_model(ensemble, ensemble.evaluate, found.x, found.y)
+    ensemble = load_ensemble(v)
+    scores = call_model(ensemble, ensemble.evaluate, found.x, found.y)
     print(f"{found.rows} rows of {found.path}; {len(ensemble.models)} {ensemble.arm} members; coverage: "
           f"rows within mean ± 2 sd, sd with the noise estimate {', '.join(f'{s:.4g}' for s in ensemble.noise_sd)}")
     print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}")
@@ -156,13 +156,13 @@ def run_evaluate(v: flags.FlagValues) -> None:
         print(f"wrote {v.out}")
 
 
-def _check_arm(v: flags.FlagValues, manifest: dict) -> None:
+def check_arm(v: flags.FlagValues, manifest: dict) -> None:
     if v.arm is not None and not manifest["ensembles"].get(v.arm):
         available = ", ".join(a for a, paths in manifest["ensembles"].items() if paths)
         raise ValueError(f"--arm={v.arm!r} is not allowed: this model has {available}")
 
 
-def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, str | None], kind: str) -> None:
+def check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, str | None], kind: str) -> None:
     """Refuse an --out that is an input (always, even with --overwrite), a folder, or an existing
     file without --overwrite."""
     from tlkeras.systems import user
@@ -197,7 +197,7 @@ def _check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str,
         raise ValueError(f"--out={out} already exists; give another file, or --overwrite")
 
 
-def _read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
+def read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
     """(x [points, inputs], header, cells per row as text): with `keep_columns` every column of the
     file as it has it, else the model's inputs."""
     from tlkeras.systems.measurements import read_measurements, read_rows
@@ -218,7 +218,7 @@ def _read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
     return x, header, cells
 
 
-def _check_simple_model(v: flags.FlagValues, manifest: dict) -> list[str]:
+def check_simple_model(v: flags.FlagValues, manifest: dict) -> list[str]:
     """If the members of the chosen arm evaluate g when they predict: refuse a g that is gone or
     does not import (naming the arms that do not need g), and warn of (--strict: refuse) a g
     whose source has changed since the fit. The warnings to print."""
@@ -265,14 +265,14 @@ def _check_simple_model(v: flags.FlagValues, manifest: dict) -> list[str]:
     return warnings
 
 
-def _outside_domain(x, manifest: dict, what: str) -> str:
+def outside_domain(x, manifest: dict, what: str) -> str:
     outside = int((~Domain.from_pairs(manifest["domain"]).contains(x)).sum())
     if not outside:
         return ""
     return f"{outside} of {len(x)} {what} lie outside the model's domain; the simple model taught it nothing there"
 
 
-def _load_ensemble(v: flags.FlagValues):
+def load_ensemble(v: flags.FlagValues):
     from tlkeras.runtime.startup import import_tensorflow
 
     import_tensorflow().get_logger().setLevel("ERROR")
@@ -285,7 +285,7 @@ def _load_ensemble(v: flags.FlagValues):
         fail(str(error))
 
 
-def _call_model(ensemble, method, *args):
+def call_model(ensemble, method, *args):
     """`method(*args)` of a loaded ensemble; a failure while the members run (a g that raises or
     returns the wrong shape now) is one line and exit status 1."""
     try:
@@ -303,7 +303,7 @@ def _write_text(path: Path, text: str) -> None:
     _write_whole(path, lambda handle: handle.write(text))
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     """Cells as given (numbers as `repr(float)`: they round-trip exactly)."""
     import csv
 

@@ -179,6 +179,64 @@ def plot_mean_and_spread(
     return _save(figure, path)
 
 
+def plot_suggestions(path: Path, domain: np.ndarray, region: np.ndarray, measured: np.ndarray, picks: np.ndarray,
+                     inputs: Sequence[str], spread_axes: Sequence[np.ndarray] | None, spread: np.ndarray | None,
+                     title: str) -> Path:
+    """The picks over the domain, numbered in pick order, with the measured points and the region
+    a lab can measure (dashed): over the ensemble's spread (sd across members, root mean square
+    over outputs in units of each output's spread) along one input or as a map of two; for more
+    inputs, one panel per pair of inputs (at most the first six)."""
+    d = len(domain)
+    if d <= 2:
+        figure, axis = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
+        if d == 1:
+            axis.plot(spread_axes[0], spread, color="0.3", linewidth=1.2, label="ensemble spread")
+            axis.axvspan(region[0, 0], region[0, 1], color="tab:blue", alpha=0.12, label="where you can measure")
+            axis.plot(measured[:, 0], np.zeros(len(measured)), "|", color="0.4", markersize=10, label="measured")
+            axis.plot(picks[:, 0], np.zeros(len(picks)), "v", color="tab:red", label="suggested")
+            for order, x in enumerate(picks[:, 0], start=1):
+                axis.annotate(str(order), (x, 0), textcoords="offset points", xytext=(0, 6), fontsize=7,
+                              color="tab:red", ha="center")
+            axis.set_xlabel(inputs[0], fontsize=9)
+            axis.set_ylabel("ensemble spread", fontsize=9)
+            axis.legend(fontsize=7)
+        else:
+            image = axis.imshow(spread, origin="lower", aspect="auto", cmap="magma", extent=(
+                spread_axes[0][0], spread_axes[0][-1], spread_axes[1][0], spread_axes[1][-1]))
+            figure.colorbar(image, ax=axis, shrink=0.85, label="ensemble spread")
+            _pair_panel(axis, region, measured, picks, 0, 1, inputs, on_dark=True)
+        axis.set_title(title, fontsize=9)
+        return _save(figure, path)
+    shown = min(d, 6)
+    pairs = [(i, j) for i in range(shown) for j in range(i + 1, shown)]
+    columns = min(3, len(pairs))
+    rows = -(-len(pairs) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.2 * rows), squeeze=False,
+                                constrained_layout=True)
+    for axis, (i, j) in zip(axes.ravel(), pairs):
+        _pair_panel(axis, region, measured, picks, i, j, inputs, on_dark=False)
+        axis.set_xlim(domain[i]), axis.set_ylim(domain[j])
+    for axis in axes.ravel()[len(pairs):]:
+        axis.axis("off")
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def _pair_panel(axis, region, measured, picks, i: int, j: int, inputs: Sequence[str], on_dark: bool) -> None:
+    (a, b), (c, d) = region[i], region[j]
+    axis.plot([a, b, b, a, a], [c, c, d, d, c], color="white" if on_dark else "tab:blue", linewidth=1,
+              linestyle="--", label="where you can measure")
+    axis.scatter(measured[:, i], measured[:, j], s=4, color="white" if on_dark else "0.5", alpha=0.6, label="measured")
+    axis.scatter(picks[:, i], picks[:, j], s=22, marker="x", color="tab:cyan" if on_dark else "tab:red",
+                 label="suggested")
+    for order, (x, y) in enumerate(picks[:, [i, j]], start=1):
+        axis.annotate(str(order), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                      color="tab:cyan" if on_dark else "tab:red")
+    axis.set_xlabel(inputs[i], fontsize=8)
+    axis.set_ylabel(inputs[j], fontsize=8)
+    axis.legend(fontsize=6, loc="upper right")
+
+
 def _save(figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
