@@ -185,8 +185,11 @@ def test_a_function_returning_strings_or_integers_is_warned_of_once(tmp_path, ca
     path.write_text("import numpy as np\n"
                     "def strings(x):\n    return [[str(v) for v in row] for row in x]\n"
                     "def integers(x):\n    return np.round(x).astype(int)\n"
-                    "def floats(x):\n    return x * 1.0\n")
-    for name, kind in (("strings", "strings"), ("integers", "integers"), ("floats", None)):
+                    "def floats(x):\n    return x * 1.0\n"
+                    "def complex_real(x):\n    return x + 0j\n"
+                    "def complex_imaginary(x):\n    return x + 1j\n")
+    for name, kind in (("strings", "strings"), ("integers", "integers"), ("floats", None),
+                       ("complex_real", "complex numbers (all real)")):
         reference = f"{path}:{name}"
         function = user_systems.load_function(reference)
         for _ in range(2):
@@ -197,6 +200,9 @@ def test_a_function_returning_strings_or_integers_is_warned_of_once(tmp_path, ca
             assert lines == []
         else:
             assert len(lines) == 1 and lines[0].startswith(f"warning: {reference} returned {kind}"), lines
+    reference = f"{path}:complex_imaginary"
+    with pytest.raises(user_systems.SystemReferenceError, match="returned complex numbers with an imaginary part"):
+        user_systems.call(reference, user_systems.load_function(reference), np.array([[1.25, 2.0]]))
 
 
 def test_the_users_module_is_imported_once_and_announced_before(tmp_path):

@@ -33,14 +33,16 @@ class Pool:
     """What a method sees, every point in the unit box of the fit's domain.
 
     candidates [c, d]: where the lab can measure; measured [k, d]: what it measured already;
+    targets [t, d]: points spread over the region the model should improve on;
     candidate_members [m, c, o] and target_members [m, t, o]: each ensemble member's prediction
-    (outputs divided by `output_scale`, so outputs weigh alike) at the candidates and at target
-    points spread over the region the model should improve on; noise [o]: the measurement noise
-    sd per output, in the same scaled units.
+    (outputs divided by their spread over the target, so outputs weigh alike) at the candidates
+    and at the targets; noise
+    [o]: the measurement noise sd per output, in the same scaled units.
     """
 
     candidates: np.ndarray
     measured: np.ndarray
+    targets: np.ndarray
     candidate_members: np.ndarray
     target_members: np.ndarray
     noise: np.ndarray
@@ -86,55 +88,95 @@ def spread_distance(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.nd
     spirit of LCMD and greedy max-distance in Holzmüller et al. 2023, with the committee's spread
     as the weight)."""
     spread = pool.spread
-    lo, hi = pool.candidates.min(axis=0), pool.candidates.max(axis=0)
-    extent = np.where(hi > lo, hi - lo, 1.0)
-    spacing = float(np.prod(extent) / (n + len(pool.measured))) ** (1.0 / pool.candidates.shape[1])
+    spacing = _spacing(pool.candidates, n + len(pool.measured))
     nearest = _nearest_distance(pool.candidates, pool.measured)
     return _greedy(pool, n, rng, lambda distance: spread * np.minimum(1.0, distance / spacing), nearest)
 
 
 def variance_reduction(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Integrated variance reduction over the target, estimated from the ensemble: the members'
-    covariance between a candidate x and every target point t says how much measuring y(x), with
-    the noise sd s, would shrink the variance at t, cov(x, t)^2 / (var(x) + s^2) in a linear-
-    Gaussian update (the ensemble Kalman filter's, Evensen 1994); summed over the targets and
-    outputs. After each pick the covariance is updated as if it had been measured, so the next
-    pick is what adds most given the others (a batch, as BoTorch's qNegIntegratedPosteriorVariance
-    and Emukit's IntegratedVarianceReduction do for Gaussian processes). With m members the
-    covariance has rank m - 1: few members, rough estimates."""
+    """Integrated variance reduction over the target, estimated from the ensemble.
+
+    The prior covariance of the unknown function between two points is the members' covariance
+    there (what the pretrained members disagree on, including far from the data: the transfer's
+    long-range structure) plus a local term, LOCAL_SHARE of the members' mean variance times a
+    squared-exponential kernel of the unit-box distance with the spacing of `spread_distance` as
+    length, conditioned on the measured points (what no member captures, which measurements nearby
+    remove). With m members the first term has rank m - 1; the local term keeps later picks from
+    piling up once those few directions are spent (the role localization plays in the ensemble
+    Kalman filter, Houtekamer and Mitchell 2001). Measuring y(x) with noise sd s shrinks the
+    variance at a target t by cov(x, t)^2 / (var(x) + s^2) (a linear-Gaussian update); the gain of
+    x is that, summed over the targets and outputs. After each pick the covariance is conditioned
+    on it, so the next pick is what adds most given the others: a batch, as BoTorch's
+    qNegIntegratedPosteriorVariance and Emukit's IntegratedVarianceReduction are for Gaussian
+    processes."""
+    count, d = pool.candidates.shape
+    points = np.concatenate([pool.candidates, pool.targets])  # [c + t, d]
     members = np.concatenate([pool.candidate_members, pool.target_members], axis=1)  # [m, c + t, o]
-    count = len(pool.candidates)
-    if len(members) < 2:
-        return space_filling(pool, n, rng)  # no spread to use: spread the picks instead
-    deviations = members - members.mean(axis=0)  # [m, p, o]
-    scale = 1.0 / np.sqrt(len(members) - 1)
-    factors = [deviations[:, :, o].T * scale for o in range(members.shape[2])]  # per output [p, m]: cov = F F^T
+    spacing = _spacing(pool.candidates, n + len(pool.measured))
+    measured = pool.measured
+    if len(measured) > MAX_CONDITIONING:  # the local term's conditioning: a spread subset suffices
+        measured = measured[rng.choice(len(measured), MAX_CONDITIONING, replace=False)]
+    local_at_points = _kernel(points, measured, spacing)  # [p, k]
+    local_measured = _kernel(measured, measured, spacing)
     noise = np.maximum(np.asarray(pool.noise, np.float64), 1e-6) ** 2
+    outputs = []
+    for o in range(members.shape[2]):
+        factor = (members[:, :, o] - members[:, :, o].mean(axis=0)).T / np.sqrt(max(len(members) - 1, 1))  # [p, m]
+        ensemble_variance = float(np.mean(np.einsum("pm,pm->p", factor, factor)))
+        share = LOCAL_SHARE * ensemble_variance if ensemble_variance > 0 else 1.0
+        # The local term conditioned on the measured points: share * (k(a, b) - k(a, M) B^-1 k(M, b)).
+        solve = np.linalg.solve(local_measured + (noise[o] / share) * np.eye(len(measured)), local_at_points.T) \
+            if len(measured) else np.zeros((0, len(points)))
+        outputs.append((factor, share, solve))
+
+    def prior(o: int, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        factor, share, solve = outputs[o]
+        local = _kernel(points[rows], points[columns], spacing) - local_at_points[rows] @ solve[:, columns]
+        return factor[rows] @ factor[columns].T + share * local
+
+    candidates, target_rows = np.arange(count), np.arange(count, len(points))
+    cross = [prior(o, candidates, target_rows) for o in range(len(outputs))]  # [c, t] per output
+    variance = [np.einsum("pm,pm->p", outputs[o][0][:count], outputs[o][0][:count]) + outputs[o][1] * (
+        1.0 - np.einsum("pk,kp->p", local_at_points[:count], outputs[o][2][:, :count])) for o in range(len(outputs))]
+    taken: list[list[np.ndarray]] = [[] for _ in outputs]  # per output, the conditioning vectors u_k
     picks, scores = [], []
     available = np.ones(count, bool)
     tie_break = 1e-12 * rng.random(count)
     for _ in range(n):
-        gain = np.zeros(count)
-        for factor, variance_noise in zip(factors, noise):
-            cross = factor[:count] @ factor[count:].T  # [c, t]: cov(candidate, target)
-            own = np.einsum("pm,pm->p", factor[:count], factor[:count])  # var at each candidate
-            gain += (cross**2).sum(axis=1) / (own + variance_noise)
+        gain = sum((cross[o] ** 2).sum(axis=1) / (np.maximum(variance[o], 0.0) + noise[o]) for o in range(len(outputs)))
         gain = np.where(available, gain + tie_break, -np.inf)
         chosen = int(np.argmax(gain))
         picks.append(chosen)
         scores.append(float(gain[chosen]))
         available[chosen] = False
-        for o, (factor, variance_noise) in enumerate(zip(factors, noise)):
-            # As if y(chosen) had been measured: F <- F - k (f_chosen^T) with the Kalman gain, in
-            # square-root form so that F F^T stays the updated covariance (Whitaker and Hamill 2002).
-            row = factor[chosen]
-            variance = float(row @ row)
-            if variance <= 0:
-                continue
-            gain_vector = factor @ row / (variance + variance_noise)  # [p]
-            shrink = 1.0 / (1.0 + np.sqrt(variance_noise / (variance + variance_noise)))
-            factors[o] = factor - shrink * np.outer(gain_vector, row)
+        for o in range(len(outputs)):
+            column = prior(o, np.arange(len(points)), np.array([chosen]))[:, 0]  # cov(everything, chosen)
+            for u in taken[o]:
+                column = column - u * u[chosen]
+            u = column / np.sqrt(max(column[chosen], 0.0) + noise[o])
+            taken[o].append(u)
+            cross[o] -= np.outer(u[:count], u[count:])
+            variance[o] = variance[o] - u[:count] ** 2
     return np.asarray(picks), np.asarray(scores)
+
+
+LOCAL_SHARE = 0.1  # the local term's variance, as a share of the members' mean variance
+MAX_CONDITIONING = 1500  # measured points the local term is conditioned on (a random subset beyond)
+
+
+def _spacing(points: np.ndarray, count: int) -> float:
+    """The spacing `count` points would have if spread evenly over the box `points` span."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    extent = np.where(hi > lo, hi - lo, 1.0)
+    return float(np.prod(extent) / max(count, 1)) ** (1.0 / points.shape[1])
+
+
+def _kernel(a: np.ndarray, b: np.ndarray, length: float) -> np.ndarray:
+    """exp(-|a - b|^2 / (2 length^2)), [len(a), len(b)]."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    squared = (a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * a @ b.T
+    return np.exp(-np.maximum(squared, 0.0) / (2.0 * length**2))
 
 
 def _nearest_distance(points: np.ndarray, others: np.ndarray) -> np.ndarray:

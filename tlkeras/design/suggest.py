@@ -80,7 +80,7 @@ def suggest(
     scale = np.where(scale > 0, scale, 1.0)
     unit = _unit_box(domain)
     pool = Pool(candidates=unit(points), measured=unit(measured), candidate_members=predicted[:, :len(points)] / scale,
-                target_members=predicted[:, len(points):] / scale,
+                target_members=predicted[:, len(points):] / scale, targets=unit(targets),
                 noise=(np.zeros(predicted.shape[2]) if noise is None else np.asarray(noise, np.float64)) / scale)
     picks, score = METHODS[method](pool, n, rng)
     chosen = predicted[:, picks]

@@ -172,11 +172,18 @@ def call(reference: str, function: Callable, x: np.ndarray) -> np.ndarray:
         raise SystemReferenceError(f"{reference} raised {_describe(error)} on inputs of shape "
                                    f"{list(np.shape(x))}") from None
     try:
+        kind = np.asarray(raw).dtype
+        if kind.kind == "c":
+            if np.any(np.imag(raw) != 0):
+                raise SystemReferenceError(f"{reference} returned complex numbers with an imaginary part (for "
+                                           f"inputs of shape {list(np.shape(x))}): expected real outputs")
+            raw = np.real(raw)
         y = np.asarray(raw, np.float64)
     except (TypeError, ValueError) as error:
+        if isinstance(error, SystemReferenceError):
+            raise
         raise SystemReferenceError(f"{reference} returned {type(raw).__name__}, not numbers "
                                    f"({_first_line(error)})") from None
-    kind = np.asarray(raw).dtype
     if kind.kind != "f" and reference not in _WARNED:
         _WARNED.add(reference)
         print(f"warning: {reference} returned {_kind_name(kind)}, not floats; they were converted to float64 "
@@ -217,7 +224,8 @@ def probe_points(domain: Domain, num_inputs: int) -> np.ndarray:
 
 
 def _kind_name(dtype: np.dtype) -> str:
-    names = {"i": "integers", "u": "integers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects"}
+    names = {"i": "integers", "u": "integers", "b": "booleans", "U": "strings", "S": "bytes", "O": "Python objects",
+             "c": "complex numbers (all real)"}
     return f"{names.get(dtype.kind, 'values')} ({dtype})"
 
 
