@@ -87,11 +87,13 @@ def help_text(command: str, values: flags.FlagValues, required: tuple[str, ...])
             default = f" (default: {'on' if flag.default else 'off'}; --no{name} / --{name})"
         return f"  --{name}: {flag.help}{default}"
 
-    modules = sorted({module for module in values.flags_by_module_dict()})
     titles = {"flags": "network, training, where it runs, transfer strategies, cache"}
-    others = [f"{titles.get(module.rsplit('.', 1)[-1], command)}:\n" + "\n".join(entry(flag.name) for flag in sorted(
-        values.flags_by_module_dict()[module], key=lambda f: f.name) if flag.name not in required)
-        for module in modules]
+    groups: dict[str, list[str]] = {}  # by concern: the command's own flags, then the shared ones
+    for module, defined in sorted(values.flags_by_module_dict().items(),
+                                  key=lambda item: item[0].rsplit(".", 1)[-1] in titles):
+        title = titles.get(module.rsplit(".", 1)[-1], command)
+        groups.setdefault(title, []).extend(flag.name for flag in defined if flag.name not in required)
+    others = [f"{title}:\n" + "\n".join(entry(name) for name in sorted(names)) for title, names in groups.items()]
     return (f"usage: tlkeras {command} [--flags]\n\nexample:\n  {EXAMPLES[command]}\n\n"
             "required:\n" + "\n".join(entry(name) for name in required) + "\n\noptional, by concern:\n"
             + "\n".join(others))
