@@ -109,3 +109,15 @@ def test_a_pretraining_longer_than_the_epochs_names_where_each_value_came_from(g
     problem = shared_flags.pretrain_epochs_problem(values)
     assert problem.startswith(message) and "give --pretrain_epochs below 10" in problem
 
+
+
+@pytest.mark.parametrize("folds", [0, 3])
+def test_the_training_sets_of_a_fit_are_the_rows_and_each_fold_left_out(folds):
+    from tlkeras.execution.planning import real_sets
+    from tlkeras.systems import measurements
+
+    config, found = fitting.plan_fit(G, (0, 100, 0, 1000), PLATE, ["aTc", "IPTG"], ["gfp", "rfp"], folds=folds)
+    measurements.install(config, found)
+    sets = real_sets(config)
+    assert sets[0] == ("measurements", 300) and len(sets) == 1 + folds
+    assert sum(300 - size for _, size in sets[1:]) == (300 if folds else 0)  # every row left out once

@@ -121,6 +121,7 @@ def test_copies_of_a_row_share_a_fold_and_the_folds_stay_balanced():
     assert np.bincount(fold).max() - np.bincount(fold).min() <= 3  # a group of 3 copies at most moves it
     found = Measurements(Path("plate.csv"), ("a", "b"), ("c", "d"), x, y, "0")
     assert duplicate_rows(found) == 35 and fold_sizes(found, 5) == np.bincount(fold).tolist()
+    assert fold_sizes(found, 0) == []  # a fit without cross-validation
     x_only = x.copy()  # same inputs, other outputs: replicate measurements, not copies
     assert duplicate_rows(Measurements(Path("p"), ("a", "b"), ("c", "d"), x_only, rng.normal(size=y.shape), "0")) == 0
 

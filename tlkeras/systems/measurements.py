@@ -209,7 +209,9 @@ def fold_of_rows(x: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
 
 
 def fold_sizes(found: "Measurements", folds: int) -> list[int]:
-    """Rows per fold (`fold_of_rows`)."""
+    """Rows per fold (`fold_of_rows`); none without cross-validation (folds = 0)."""
+    if folds < 1:
+        return []
     return np.bincount(fold_of_rows(found.x, found.y, folds), minlength=folds).tolist()
 
 
