@@ -90,3 +90,22 @@ def test_suggest_refuses_what_it_cannot_serve_in_one_line():
         region_in_domain(Domain.from_values([0, 10, 0, 150], 2), domain, "--region")
     np.testing.assert_array_equal(region_in_domain(Domain.from_values([0, 10], 2), domain, "--region"),
                                   [[0, 10], [0, 10]])
+
+
+@pytest.mark.parametrize("inputs", [1, 2, 4])
+def test_the_picks_figure_draws_any_number_of_inputs(tmp_path, inputs):
+    from tlkeras.fit.ensemble import grid_points
+    from tlkeras.results.plots import plot_suggestions
+
+    rng = np.random.default_rng(inputs)
+    domain = np.tile([[0.0, 20.0]], (inputs, 1))
+    region = np.tile([[0.0, 10.0]], (inputs, 1))
+    axes, spread = None, None
+    if inputs <= 2:
+        points, axes = grid_points(domain, 30)
+        spread = np.sin(points.sum(axis=1))
+        spread = spread if inputs == 1 else spread.reshape(30, 30).T
+    names = [f"x{i}" for i in range(inputs)]
+    path = plot_suggestions(tmp_path / "picks.png", domain, region, rng.uniform(0, 10, (30, inputs)),
+                            rng.uniform(0, 10, (6, inputs)), names, axes, spread, "6 suggested")
+    assert path.stat().st_size > 10_000
