@@ -78,9 +78,10 @@ def run(v: flags.FlagValues) -> None:
     cache_dir = Path(v.cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlkeras") \
         if v.cache else None
     inputs = {"--measurements": Path(v.measurements), "--cache_dir": cache_dir}
-    if user_systems.is_reference(v.simple) and user_systems.split_reference(v.simple)[0].endswith(".py"):
-        inputs["--simple"] = Path(user_systems.split_reference(v.simple)[0])
     try:
+        where = user_systems.split_reference(v.simple)[0] if user_systems.is_reference(v.simple) else ""
+        if where.endswith(".py"):
+            inputs["--simple"] = Path(where)
         check_output_folder(out, v.overwrite)
         check_inputs_outside(out, {label: path for label, path in inputs.items() if path is not None})
         with output_lock(out):  # held until the model is in place, or the fit has ended without one

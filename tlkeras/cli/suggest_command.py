@@ -13,7 +13,6 @@ and a figure of the picks over the domain (`results.plots.plot_suggestions`).
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +120,7 @@ def run(v: flags.FlagValues) -> None:
 
 
 def _suggest_started(v, manifest, out, figure, measured, region, target, candidates, header, cells) -> None:
+    from tlkeras.design.methods import member_spread
     from tlkeras.design.suggest import suggest
     from tlkeras.fit.ensemble import grid_points
     from tlkeras.results.plots import plot_suggestions
@@ -144,8 +144,7 @@ def _suggest_started(v, manifest, out, figure, measured, region, target, candida
         points, spread_axes = grid_points(domain, 200 if len(domain) == 1 else 60)
         members = model_commands.call_model(ensemble, ensemble.member_predictions, points)
         scale = members.mean(axis=0).std(axis=0)
-        sd = members.std(axis=0, ddof=1) if len(members) > 1 else np.zeros(members.shape[1:])
-        spread = np.sqrt(np.mean((sd / np.where(scale > 0, scale, 1.0)) ** 2, axis=-1))
+        spread = member_spread(members / np.where(scale > 0, scale, 1.0))
         if len(domain) == 2:
             spread = spread.reshape(len(spread_axes[0]), len(spread_axes[1])).T  # [x2, x1] for imshow
     region_shown = suggestion.region if candidates is None else np.stack(
@@ -161,10 +160,10 @@ def _print_table(suggestion, manifest: dict, v) -> None:
     shown = min(v.n, 30)
     head = f"{'pick':>4}  " + "".join(f"{name[:12]:>13}" for name in inputs) + "".join(
         f"{(name + ' sd')[:12]:>13}" for name in outputs) + f"{'score':>11}"
-    print(f"{v.n} points suggested by {v.method} ({suggestion.method}; {len(suggestion.x)} picks)")
+    print(f"{v.n} points suggested by {v.method} ({v.arm or manifest['default_arm']} ensemble, seed {v.seed})")
     print(head)
     for k in range(shown):
         print(f"{k + 1:>4}  " + "".join(f"{value:>13.4g}" for value in suggestion.x[k]) + "".join(
             f"{value:>13.4g}" for value in suggestion.sd[k]) + f"{suggestion.score[k]:>11.4g}")
     if shown < v.n:
-        print(f"  ... {v.n - shown} more in the CSV", file=sys.stdout)
+        print(f"  ... {v.n - shown} more in the CSV")

@@ -49,11 +49,16 @@ class Pool:
 
     @property
     def spread(self) -> np.ndarray:
-        """[c]: the members' sd at each candidate, root mean square over outputs (0 for one member)."""
-        members = self.candidate_members
-        if len(members) < 2:
-            return np.zeros(len(self.candidates))
-        return np.sqrt(np.mean(members.var(axis=0, ddof=1), axis=-1))
+        """[c]: `member_spread` at each candidate."""
+        return member_spread(self.candidate_members)
+
+
+def member_spread(members: np.ndarray) -> np.ndarray:
+    """[points]: the members' sd [m, points, outputs] at each point, root mean square over the
+    outputs (0 for one member)."""
+    if len(members) < 2:
+        return np.zeros(members.shape[1])
+    return np.sqrt(np.mean(members.var(axis=0, ddof=1), axis=-1))
 
 
 def uniform(pool: Pool, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -85,11 +85,11 @@ def source_path(reference: str) -> Path:
     try:
         spec = importlib.util.find_spec(where)
     except (ImportError, ValueError) as error:
-        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found ({_first_line(error)}); for a "
-                                   f"file give its path, as path/to/{where.rsplit('.', 1)[-1]}.py:{function}") from None
+        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found ({_first_line(error)}); "
+                                   f"{_file_hint(where, function)}") from None
     if spec is None:
-        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found on the Python path; for a "
-                                   f"file give its path, as path/to/{where.rsplit('.', 1)[-1]}.py:{function}")
+        raise SystemReferenceError(f"{reference}: module {where!r} cannot be found on the Python path; "
+                                   f"{_file_hint(where, function)}")
     if not spec.origin or not Path(spec.origin).is_file():
         raise SystemReferenceError(f"{reference}: module {where!r} is built into Python ({spec.origin or 'no file'}), "
                                    "with no source file to record; give a function of your own, as "
@@ -172,16 +172,17 @@ def call(reference: str, function: Callable, x: np.ndarray) -> np.ndarray:
         raise SystemReferenceError(f"{reference} raised {_describe(error)} on inputs of shape "
                                    f"{list(np.shape(x))}") from None
     try:
-        kind = np.asarray(raw).dtype
+        values = np.asarray(raw)  # converted once: this runs on every batch of a training set
+        kind = values.dtype
         if kind.kind == "c":
-            if np.any(np.imag(raw) != 0):
+            if np.any(values.imag != 0):
                 raise SystemReferenceError(f"{reference} returned complex numbers with an imaginary part (for "
                                            f"inputs of shape {list(np.shape(x))}): expected real outputs")
-            raw = np.real(raw)
-        y = np.asarray(raw, np.float64)
+            values = values.real
+        y = values.astype(np.float64, copy=False)
+    except SystemReferenceError:
+        raise
     except (TypeError, ValueError) as error:
-        if isinstance(error, SystemReferenceError):
-            raise
         raise SystemReferenceError(f"{reference} returned {type(raw).__name__}, not numbers "
                                    f"({_first_line(error)})") from None
     if kind.kind != "f" and reference not in _WARNED:
@@ -221,6 +222,10 @@ def probe_points(domain: Domain, num_inputs: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     inside = rng.uniform(low, high, size=(PROBE_RANDOM_POINTS, num_inputs))
     return np.concatenate([np.asarray(list(corners), np.float64).reshape(-1, num_inputs), inside])
+
+
+def _file_hint(module: str, function: str) -> str:
+    return f"for a file give its path, as path/to/{module.rsplit('.', 1)[-1]}.py:{function}"
 
 
 def _kind_name(dtype: np.dtype) -> str:
