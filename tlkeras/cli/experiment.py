@@ -42,29 +42,33 @@ from tlkeras.storage.folders import RUN_LOCK
 
 FLAGS = flags.FLAGS
 _LOGS = {}  # the driver's default --logdir
+_PRESETS: dict[str, dict] = {}  # the driver's own flags' values per preset
 
 
 def define_flags(logdir_default: Path, volumes_default: list[str] | None,
-                 strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,)) -> None:
+                 strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,), presets: dict[str, dict] | None = None) -> None:
     """The protocol flags common to the experiments, on absl's global FLAGS; `logdir_default`:
-    where runs go without --logdir."""
+    where runs go without --logdir; `presets`: values of the driver's own flags per --preset."""
     _LOGS["default"] = Path(logdir_default)
+    _PRESETS.update(presets or {})
     shared_flags.define_protocol_flags(FLAGS, volumes_default, strategies_default)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
     """`app.run`'s flags_parser: one-line errors, and --preset applied before validation."""
-    rest = parse(FLAGS, argv, presets=lambda values: shared_flags.PRESETS[values.preset])
+    rest = parse(FLAGS, argv, presets=lambda values: {**shared_flags.PRESETS[values.preset],
+                                                      **_PRESETS.get(values.preset, {})})
     problem = shared_flags.pretrain_epochs_problem(FLAGS)
     if problem:
         fail(problem)
     return rest
 
 
-def config_from_flags(systems: list[str], volumes: list[int]) -> study_config.StudyConfig:
-    """The StudyConfig these flags describe, validated (one-line error and exit 2 if not)."""
+def config_from_flags(systems: list[str], volumes: list[int], design: dict | None = None) -> study_config.StudyConfig:
+    """The StudyConfig these flags describe, validated (one-line error and exit 2 if not);
+    `design`: Experiment 4's plan fields."""
     try:
-        config = study_config.StudyConfig(**shared_flags.protocol_settings(FLAGS, systems, volumes))
+        config = study_config.StudyConfig(**shared_flags.protocol_settings(FLAGS, systems, volumes), **(design or {}))
         # A user's function is imported and probed here, once, before any work; its units may be
         # anything, so the networks normalise (the built-in systems' runs keep plain MLPs).
         config = user_config.resolve_user_systems(config, say)
@@ -82,22 +86,25 @@ def recorded_names(driver_flags: list[str]) -> list[str]:
     return [f.name for f in FLAGS.get_flags_for_module(shared_flags.__name__)] + list(driver_flags)
 
 
-def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str]) -> None:
+def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str],
+        design: dict | None = None) -> None:
     """Validate, claim (or reopen) the run directory, run the study, say where everything is.
 
     Exit status (`lifecycle`): 0 done, 2 bad input before any work, 130 interrupted (143 by
     SIGTERM), 1 stopped mid-run by a failure outside the run; in the last two cases finished
-    members are kept and the resume command is printed.
+    members are kept and the resume command is printed. `design`: the plan fields of Experiment 4
+    (`execution.design_study`: rounds of sweeps instead of one).
     """
     interrupts.install()  # from here on, Ctrl-C or SIGTERM stops the run at its next safe point
     with stops_cleanly("; nothing was written"):
-        _run(experiment, argv, systems, volumes, driver_flags)
+        _run(experiment, argv, systems, volumes, driver_flags, design)
 
 
-def _run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str]) -> None:
+def _run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str],
+         design: dict | None = None) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
-    config = config_from_flags(systems, volumes)
+    config = config_from_flags(systems, volumes, design)
     logs = Path(FLAGS.logdir) if FLAGS.logdir else _LOGS["default"]
     resume_dir = _resume_target(logs / experiment)
     cache_dir = Path(FLAGS.cache_dir or logs / "cache") if FLAGS.cache else None
@@ -134,7 +141,10 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
             RunDir(resume_dir).check_resumable(config)
         except RunDirError as error:
             fail(str(error))
-        if SweepRunner(config, RunDir(resume_dir), SweepOptions(max_members=FLAGS.max_members)).pending_jobs():
+        if config.design_methods:  # Experiment 4: its later rounds are planned as it goes
+            if not (resume_dir / "results.json").exists():
+                workers.start()
+        elif SweepRunner(config, RunDir(resume_dir), SweepOptions(max_members=FLAGS.max_members)).pending_jobs():
             workers.start()  # a resume with nothing left to train only reports: no worker processes
     if interrupts.requested():
         say(f"{stopped_by()} before the run started; nothing was written")
@@ -153,7 +163,12 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
         if resume_dir is None:
             RunDir(run_dir).staging.write_text(run_dir / "flags.txt",
                                                shared_flags.recorded_flags(FLAGS, recorded_names(driver_flags)))
-        run_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
+        if config.design_methods:
+            from tlkeras.execution.design_study import run_design_study
+
+            run_design_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
+        else:
+            run_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
 
     run_to_end(work, kept=f"; finished members are kept. Resume with:\n  {resume_line}",
                refused=(ModelFileError, RunDirError), refused_note=f" (run directory: {run_dir})")

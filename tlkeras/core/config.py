@@ -26,6 +26,7 @@ from tlkeras.core.vocabulary import (
     WITHOUT_PRETRAINING,
     arm_of_strategy,
 )
+from tlkeras.systems import design_sets as design
 from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
 from tlkeras.systems.measurements import MEASURED  # the one "system" of a fit: the rows of a lab's CSV
@@ -99,6 +100,16 @@ class StudyConfig:
     measurement_outputs: tuple[str, ...] = ()
     measurements_sha256: str = ""
     folds: int = 0  # k of the k-fold cross-validation on the measurements (0: none)
+    # Experiment 4 (where to measure next). A round trains its labs' `design_sets` (names
+    # "<system>@<method>@r<replicate>", systems/design_sets.py), whose members predict at the lab's
+    # candidates and targets for the next round's picks; the experiment's plan (config.json of an
+    # exp4 run) names its methods and replicates and has no sets.
+    design_sets: tuple[str, ...] = ()
+    design_methods: tuple[str, ...] = ()
+    design_replicates: int = 0
+    design_region: str = "small"  # where the labs measure: the small or the big domain
+    design_candidates: int = 0  # points a lab picks from (uniform in the region, fresh each round)
+    design_targets: int = 0  # points of the big domain the model should improve on
     # Normalisation inside the models (see NetworkSpec); empty: the study's plain MLPs.
     input_offset: tuple[float, ...] = ()
     input_scale: tuple[float, ...] = ()
@@ -137,7 +148,9 @@ class StudyConfig:
         return system_name(self.simple_system)
 
     def reference(self, name: str) -> str:
-        """The system (built-in name or user reference) whose short name is `name`."""
+        """The system (built-in name or user reference) whose short name is `name` (for a design
+        set, the system it measures)."""
+        name = design.base_system(name)
         for reference in (self.simple_system, *self.systems):
             if reference == name or (reference != MEASURED and system_name(reference) == name):
                 return reference
@@ -182,6 +195,20 @@ class StudyConfig:
         """The built-in systems (user references and measurements have no spec)."""
         return [SystemSpec.parse(name) for name in self.systems
                 if name != MEASURED and not user_systems.is_reference(name)]
+
+    @property
+    def design_box(self) -> Domain:
+        """Where Experiment 4's labs measure (`design_region`)."""
+        return self.big_box if self.design_region == "big" else self.small_box
+
+    def design_pool(self, replicate: int, volume: int) -> np.ndarray:
+        """The points a lab's members predict at after training on `volume` pairs: the lab's
+        candidates for its next picks, then its targets [candidates + targets, d]."""
+        d = self.input_dimension
+        candidates = design.pool_points(*self.design_box.bounds(d), self.design_candidates, f"candidates/n{volume}",
+                                        replicate)
+        targets = design.pool_points(*self.big_box.bounds(d), self.design_targets, "targets", replicate)
+        return np.concatenate([candidates, targets])
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -264,7 +291,26 @@ class StudyConfig:
         self._validate_measurements()
         self._validate_normalisation()
         self._validate_strategy_pairs()
+        self._validate_design()
         return self
+
+    def _validate_design(self) -> None:
+        _require(self.design_region in ("small", "big"), "design_region", self.design_region, "small or big")
+        for name in ("design_replicates", "design_candidates", "design_targets"):
+            _integer(name, getattr(self, name), 0, MAX_SAMPLES)
+        for name in self.design_methods:
+            _require(isinstance(name, str) and name.isidentifier() and name != design.START, "design_methods", name,
+                     "method names (identifiers)")
+        if not self.design_sets:
+            return
+        _require(len(set(self.design_sets)) == len(self.design_sets), "design_sets", self.design_sets, "no duplicates")
+        names = self.system_names()
+        for name in self.design_sets:
+            found = design.parse(name)
+            _require(found is not None and found.system in names, "design_sets", name,
+                     f"<system>@<method>@r<replicate> with a system of the run ({', '.join(names)})")
+        _require(not self.measurements and "oracle" not in self.arms, "arms", self.arms,
+                 "transfer and/or baseline with design sets (the oracle does not depend on them)")
 
     def _validate_strategies(self) -> None:
         _nonempty_unique("transfer_strategy", self.transfer_strategy)

@@ -76,17 +76,27 @@ def suggest(
             raise SuggestionError(f"the candidates have {len(points)} rows; n={n} picks need at least {n}")
     targets = _sample(target, TARGET_POINTS, rng)
     predicted = np.asarray(members(np.concatenate([points, targets])), np.float64)  # [m, c + t, o]
-    scale = predicted[:, len(points):].mean(axis=0).std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    unit = _unit_box(domain)
-    pool = Pool(candidates=unit(points), measured=unit(measured), candidate_members=predicted[:, :len(points)] / scale,
-                target_members=predicted[:, len(points):] / scale, targets=unit(targets),
-                noise=(np.zeros(predicted.shape[2]) if noise is None else np.asarray(noise, np.float64)) / scale)
-    picks, score = METHODS[method](pool, n, rng)
+    picks, score = pick(predicted, points, targets, domain, measured, n, method, rng, noise)
     chosen = predicted[:, picks]
     sd = chosen.std(axis=0, ddof=1) if len(chosen) > 1 else np.zeros(chosen.shape[1:])
     return Suggestion(x=points[picks], rows=None if candidates is None else picks, mean=chosen.mean(axis=0), sd=sd,
                       score=np.asarray(score, np.float64), method=method, region=region, target=target)
+
+
+def pick(predicted: np.ndarray, candidates: np.ndarray, targets: np.ndarray, domain: np.ndarray,
+         measured: np.ndarray, n: int, method: str, rng: np.random.Generator,
+         noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`method`'s n picks (indices into `candidates`) and scores, from the members' predictions
+    [m, c + t, o] at the candidates then the targets (user units; `domain` [d, 2] scales the
+    inputs, the spread of the mean over the targets the outputs)."""
+    count = len(candidates)
+    scale = predicted[:, count:].mean(axis=0).std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    unit = _unit_box(np.asarray(domain, np.float64))
+    pool = Pool(candidates=unit(candidates), measured=unit(measured), candidate_members=predicted[:, :count] / scale,
+                target_members=predicted[:, count:] / scale, targets=unit(targets),
+                noise=(np.zeros(predicted.shape[2]) if noise is None else np.asarray(noise, np.float64)) / scale)
+    return METHODS[method](pool, n, rng)
 
 
 def _sample(box: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -24,6 +24,7 @@ from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
 from tlkeras.execution.planning import needs_pretrained, pretrained_member
 from tlkeras.storage.persistence import Staging, json_text
+from tlkeras.systems import design_sets
 from tlkeras.storage.rundir import RunDir
 
 
@@ -51,6 +52,7 @@ class JobInputs:
 
     pretrained: dict[str, ModelFiles] = field(default_factory=dict)
     cached: dict[int, ModelFiles] = field(default_factory=dict)
+    design: dict[str, bytes] = field(default_factory=dict)  # Experiment 4: a lab's points (.npy) by set
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ def gather_inputs(config: StudyConfig, run_dir: RunDir, options: SweepOptions, j
                                                        folder / "curves.json")
             except OSError as error:
                 options.report(f"cache entry {folder} is unreadable ({error}); training seed {member.seed} anew")
-    return JobInputs(pretrained=pretrained, cached=cached)
+    design = {m.system: run_dir.design_path(m.system).read_bytes() for m in job.members
+              if design_sets.is_design_set(m.system)}
+    return JobInputs(pretrained=pretrained, cached=cached, design=design)
 
 
 def read_model_files(model: Path, losses: Path, curves: Path) -> ModelFiles:

@@ -11,6 +11,7 @@ to, a cache keyed by everything that determines them.
 from __future__ import annotations
 
 import functools
+import io
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from tlkeras.runtime import interrupts
 from tlkeras.storage.rundir import RunDir
 from tlkeras.strategies.registry import chosen_settings, strategy_of_arm
 from tlkeras.strategies.selection import WISE_FT_MIXES, mix
+from tlkeras.systems import design_sets
 from tlkeras.systems.measurements import MEASURED, fold_index, heldout_rows, is_measured
 
 
@@ -59,6 +61,8 @@ class JobExecutor:
 
     def run(self, job: StackJob, inputs: JobInputs) -> JobOutput:
         """Train `job` (less any cached pretraining); every member's files and record."""
+        for name, payload in inputs.design.items():
+            design_sets.install(name, np.load(io.BytesIO(payload)))
         outputs: list[MemberOutput] = []
         if job.arm == PRETRAIN:
             outputs, job = self._reuse_cached_pretraining(job, inputs)
@@ -127,7 +131,7 @@ class JobExecutor:
 
     def _mix_curve(self, mix_predictions: list[np.ndarray], index: int, member: Member) -> list:
         """wise_ft, for the record only (never used to choose): the evaluation L1 of every mix."""
-        truth = self.evaluation.truth.get(member.system)
+        truth = self.evaluation.truth_of(member.system)
         if truth is None:
             return []
         unscale = self.config.network.unscale_outputs
@@ -153,11 +157,16 @@ class JobExecutor:
                 raise ArithmeticError(f"training of {member.key} diverged (loss {losses[-1]}): try a smaller "
                                       "--learning_rate, or check the measurements' scale against the simple model's")
         else:
-            errors = evaluation.point_errors(predictions, self.evaluation.truth[member.system])
+            errors = evaluation.point_errors(predictions, self.evaluation.truth_of(member.system))
             score = evaluation.score(errors, self.evaluation.inside)
             # The saved model's predictions on the evaluation points: the report's ensembles and
             # coverage read them here instead of reloading every model.
             extra["eval_predictions"] = predictions.tolist()
+            design_set = design_sets.parse(member.system)
+            if design_set is not None and strategy_of_arm(member.arm) is not None and self.config.design_candidates:
+                # Experiment 4: where the lab picks its next points from, and what it aims at.
+                pool = self.config.design_pool(design_set.replicate, member.volume).astype(np.float32)
+                extra["design_predictions"] = np.round(np.asarray(model(pool, training=False), np.float64), 5).tolist()
         earlier = earlier_curve = None
         first_epoch = 0
         strategy = strategy_of_arm(member.arm)
@@ -237,11 +246,16 @@ def job_label(job: StackJob) -> str:
     folds = [s for s in systems if fold_index(s) is not None]
     if len(folds) > 1:  # 'measurements, 5 folds' rather than every fold's name
         systems = [s for s in systems if s not in folds] + [f"{MEASURED}, {len(folds)} folds"]
+    labs = [design_sets.parse(s) for s in systems]
+    if all(labs) and len(labs) > 1:  # 'hill2: 5 methods x 10 labs' rather than every lab's set
+        systems = [f"{base}: {len({lab.method for lab in labs if lab.system == base})} methods x "
+                   f"{len({lab.replicate for lab in labs if lab.system == base})} labs"
+                   for base in sorted({lab.system for lab in labs})]
     return f"{job.arm} | n={job.size} | {'+'.join(systems)} | seeds {_ranges(seeds)} | {len(job.members)} members"
 
 
 def _model_name(member: Member) -> str:
-    return f"{member.arm}_{member.system}_n{member.volume}_seed{member.seed}".replace(".", "p")
+    return f"{member.arm}_{member.system}_n{member.volume}_seed{member.seed}".replace(".", "p").replace("@", "_")
 
 
 def _ranges(values: list[int]) -> str:

@@ -12,7 +12,10 @@ from tlkeras.systems import measurements
 
 def real_sets(config: StudyConfig) -> list[tuple[str, int]]:
     """(system, size) of every real training set: each system at each volume, or for a fit the
-    measurements and, with k folds, the measurements less each fold."""
+    measurements and, with k folds, the measurements less each fold; for a round of Experiment 4,
+    each lab's design set."""
+    if config.design_sets:
+        return [(name, volume) for volume in config.volumes for name in config.design_sets]
     if config.measurements:
         sets = [(config.systems[0], config.volumes[0])]
         sizes = measurements.fold_sizes(measurements.of_config(config), config.folds)

@@ -174,7 +174,7 @@ class RayBackend:
         inputs = gather_inputs(self.config, self.run_dir, self.options, job)
         keys = sorted(inputs.pretrained)
         refs = [self._shared(key, inputs.pretrained[key]) for key in keys]
-        handle = self.task.remote(self.config_ref, self.task_options, job, inputs.cached, keys, *refs)
+        handle = self.task.remote(self.config_ref, self.task_options, job, inputs.cached, inputs.design, keys, *refs)
         self.running.add(handle)
         return handle
 
@@ -284,7 +284,7 @@ class ShippedConfig:
 _EXECUTORS: dict[str, object] = {}
 
 
-def run_stack_job(shipped: ShippedConfig, options: SweepOptions, job: StackJob, cached: dict,
+def run_stack_job(shipped: ShippedConfig, options: SweepOptions, job: StackJob, cached: dict, design: dict,
                   pretrained_keys: list[str], *pretrained: ModelFiles) -> JobOutput:
     """The Ray task: one stack job, trained in this worker process, returned as bytes."""
     from tlkeras.execution.handoff import JobInputs
@@ -292,7 +292,8 @@ def run_stack_job(shipped: ShippedConfig, options: SweepOptions, job: StackJob, 
     faults.point("ray.task.started")
     executor = _executor(shipped)
     executor.options = options
-    return executor.run(job, JobInputs(pretrained=dict(zip(pretrained_keys, pretrained)), cached=cached))
+    return executor.run(job, JobInputs(pretrained=dict(zip(pretrained_keys, pretrained)), cached=cached,
+                                       design=design))
 
 
 def _executor(shipped: ShippedConfig):

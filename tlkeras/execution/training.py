@@ -32,6 +32,7 @@ from tlkeras.nn import data, models
 from tlkeras.nn.engine import ProgressFn, StackTrainer, TrainingLog
 from tlkeras.strategies.base import Prepared, StackPlan
 from tlkeras.strategies.registry import strategy_of_arm
+from tlkeras.systems import design_sets
 from tlkeras.systems.measurements import is_measured
 from tlkeras.systems.mechanistic import system_function
 
@@ -40,6 +41,8 @@ def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.nd
     """The (x, y) pairs `member` trains on, in the network's units (see NetworkSpec)."""
     if is_measured(member.system):
         x, y = data.training_rows(config, member.system)
+    elif design_sets.is_design_set(member.system):
+        x, y = _design_set(config, member.system, member.volume)
     else:
         seed = member.seed
         if member.arm == PRETRAIN:
@@ -54,6 +57,19 @@ def training_set(config: StudyConfig, member: Member) -> tuple[np.ndarray, np.nd
                           data.stream_seed(seed, stream))
     network = config.network
     return network.scale_inputs(x), network.scale_outputs(y)
+
+
+def _design_set(config: StudyConfig, name: str, volume: int) -> tuple[np.ndarray, np.ndarray]:
+    """A lab's first `volume` measured pairs (its installed design set): the real system's values
+    plus the noise of each point's index (`design_sets.measurement_noise`), through tf.data."""
+    x = design_sets.points(name)[:volume]
+    if len(x) < volume:
+        raise ValueError(f"design set {name} has {len(x)} points; its members train on {volume}")
+    truth = np.asarray(system_function(config.reference(name), config.system_params)(x), np.float64)
+    truth = truth.reshape(volume, config.output_dimension)
+    y = truth + design_sets.measurement_noise(design_sets.parse(name).replicate, 0, volume, config.output_dimension,
+                                              config.real_noise)
+    return data.materialize(data.measurement_dataset(x, y))
 
 
 @functools.lru_cache(maxsize=256)

@@ -35,7 +35,7 @@ class EvaluationCurves:
     def _systems(self, member: Member) -> list[str]:
         """The systems `member` is scored against (its own first)."""
         truth = self.evaluation.truth
-        if member.system not in truth:  # measured rows: no truth on the evaluation points
+        if self.evaluation.truth_of(member.system) is None:  # measured rows: no truth on the evaluation points
             return []
         if member.arm == PRETRAIN:
             return [member.system, *(s for s in truth if s != member.system)]
@@ -47,7 +47,7 @@ class EvaluationCurves:
         self.epochs.append(int(epoch))
         for index, member in enumerate(self.members):
             for rank, system in enumerate(self._systems(member)):
-                errors = evaluation.point_errors(predictions[index], self.evaluation.truth[system])
+                errors = evaluation.point_errors(predictions[index], self.evaluation.truth_of(system))
                 score = evaluation.score(errors, self.evaluation.inside).as_dict()
                 curve = self._scores[index].setdefault(system, {m: [] for m in METRICS})
                 for metric in METRICS:

@@ -18,6 +18,7 @@ import numpy as np
 
 from tlkeras.core.config import StudyConfig
 from tlkeras.nn.data import evaluation_points
+from tlkeras.systems import design_sets
 from tlkeras.systems.measurements import MEASURED
 from tlkeras.systems.mechanistic import system_function, system_name
 
@@ -104,3 +105,8 @@ class EvaluationSet:
         self.truth = {
             system_name(r): np.asarray(system_function(r, params)(self.x.astype(np.float64))) for r in references
         }
+
+    def truth_of(self, system: str) -> np.ndarray | None:
+        """The truth a member of `system` is scored against (a design set: its system's; measured
+        rows: None)."""
+        return self.truth.get(design_sets.base_system(system))

@@ -303,3 +303,64 @@ def plot_strategies(path: Path, volumes: Sequence[int], curves: dict[str, dict],
     figure.suptitle(title + "\nper panel: band = 95% interval over seeds, dashed = the seeds' ensemble, "
                     "grey = fine_tune_all, black = baseline, green = oracle", fontsize=9)
     return _save(figure, path)
+
+
+def plot_design_curves(path: Path, volumes: Sequence[int], summary: dict, title: str) -> Path:
+    """Experiment 4: L1 against the lab's measurements N, one panel per system (columns) and arm
+    (rows), a line per method: the mean over labs with its 95% interval as a band."""
+    cells = [(system, arm) for system, by_arm in summary.items() for arm in by_arm]
+    systems = list(summary)
+    arms = sorted({arm for _, arm in cells}, key=lambda a: (a == "baseline", a))
+    figure, axes = plt.subplots(len(arms), len(systems), figsize=(4.2 * len(systems), 3.3 * len(arms)),
+                                squeeze=False, constrained_layout=True)
+    methods = list(dict.fromkeys(m for s, a in cells for m in summary[s][a]))
+    colors = dict(zip(methods, plt.get_cmap("tab10").colors))
+    for row, arm in enumerate(arms):
+        for column, system in enumerate(systems):
+            axis = axes[row, column]
+            entries = summary[system].get(arm)
+            if entries is None:
+                axis.axis("off")
+                continue
+            for method, entry in entries.items():
+                axis.fill_between(volumes, entry["low"], entry["high"], color=colors[method], alpha=0.15, linewidth=0)
+                axis.plot(volumes, entry["mean"], "-o", color=colors[method], markersize=3, linewidth=1.3,
+                          label=method)
+            axis.set_title(f"{system}, {arm}", fontsize=9)
+            axis.set_xticks(list(volumes))
+            axis.grid(True, alpha=0.25)
+            axis.set_xlabel("the lab's real pairs N", fontsize=8)
+            axis.set_ylabel("L1 of the ensemble mean, big domain", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(title + "\nline: mean over labs; band: 95% interval", fontsize=9)
+    return _save(figure, path)
+
+
+def plot_design_picks(path: Path, domain: np.ndarray, region: np.ndarray, volumes: Sequence[int],
+                      points: dict[str, np.ndarray], title: str) -> Path:
+    """Experiment 4: one lab's measurements per method (first two inputs), the starting points grey,
+    each later round's picks in its own colour, the region where it measures dashed."""
+    methods = list(points)
+    columns = min(3, len(methods))
+    rows = -(-len(methods) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.2 * rows), squeeze=False,
+                                constrained_layout=True)
+    shades = plt.get_cmap("viridis")
+    j = 1 if len(domain) > 1 else 0
+    for axis, method in zip(axes.ravel(), methods):
+        x = points[method]
+        bounds = [0, *[v for v in volumes if v <= len(x)]]
+        for k, (start, stop) in enumerate(zip(bounds, bounds[1:])):
+            color = "0.6" if k == 0 else shades((k - 1) / max(1, len(volumes) - 2))
+            axis.scatter(x[start:stop, 0], x[start:stop, j] if j else np.zeros(stop - start), s=6, color=color,
+                         label="start" if k == 0 else f"round {k}")
+        (a, b), (c, d) = region[0], region[j]
+        axis.plot([a, b, b, a, a], [c, c, d, d, c], color="tab:blue", linewidth=1, linestyle="--")
+        axis.set_xlim(domain[0])
+        axis.set_ylim(domain[j])
+        axis.set_title(method, fontsize=9)
+        axis.legend(fontsize=6, loc="upper right")
+    for axis in axes.ravel()[len(methods):]:
+        axis.axis("off")
+    figure.suptitle(title, fontsize=9)
+    return _save(figure, path)

@@ -125,6 +125,12 @@ def write_volume_runs(folder: Path, records: Sequence[dict]) -> None:
                                  for metric in ("l1_mean", "l1_inside", "l1_outside")}, suffix=".by_volume")
 
 
+def write_scalar_points(folder: Path, points: dict[str, Sequence[tuple[int, float]]]) -> None:
+    """Scalar tags as (step, value) pairs in a new event file of the run `folder` (Experiment 4:
+    the step is the lab's measurements N)."""
+    _write_scalar_tags(folder, points, suffix=".points")
+
+
 def _write_scalar_curve(folder: Path, tag: str, values: Sequence[float], first_step: int) -> None:
     """A scalar per step, as the event protos tf.summary.scalar writes, without one TensorFlow op
     per point (thousands of epochs x dozens of models took minutes through eager ops)."""

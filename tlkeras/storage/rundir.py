@@ -107,6 +107,10 @@ class RunDir:
         """A pretraining member's evaluation curves against every system (curves.py)."""
         return self.path / "curves" / f"{member.key}.json"
 
+    def design_path(self, design_set: str) -> Path:
+        """Experiment 4: the points of a lab's design set that this round trains on (.npy)."""
+        return self.path / "design" / f"{design_set}.npy"
+
     def record_path(self, member: Member) -> Path:
         return self.path / "cells" / f"{member.key}.json"
 
