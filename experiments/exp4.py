@@ -41,6 +41,10 @@ flags.DEFINE_integer("start", 50, "Pairs every lab starts from (uniform where it
 flags.DEFINE_integer("rounds", 4, "Rounds of picks after the start.", lower_bound=1, upper_bound=100)
 flags.DEFINE_integer("batch", 50, "Pairs a lab adds per round (picked by the method).", lower_bound=1,
                      upper_bound=1_000_000)
+flags.DEFINE_integer("reference_until", 0, "uniform and space_filling go on (transfer arm only) in rounds of "
+                     "--batch until this N, so that a method's saving against them can be read beyond the last "
+                     "round; 0: twice the last round's N (savings up to 50% measurable).", lower_bound=0,
+                     upper_bound=10_000_000)
 flags.DEFINE_integer("replicates", 10, "Simulated labs per method and system (paired across methods).",
                      lower_bound=2, upper_bound=10_000)
 flags.DEFINE_enum("region", "small", ["small", "big"], "Where the labs measure: the small domain (the study's "
@@ -50,8 +54,8 @@ flags.DEFINE_integer("candidates", 1000, "Candidate points a lab picks from each
 flags.DEFINE_integer("targets", 500, "Points of the big domain the integrated methods average over.",
                      lower_bound=1, upper_bound=1_000_000)
 
-DRIVER_FLAGS = ["hill_n", "phosphorylation", "system", "methods", "start", "rounds", "batch", "replicates", "region",
-                "candidates", "targets"]
+DRIVER_FLAGS = ["hill_n", "phosphorylation", "system", "methods", "start", "rounds", "batch", "reference_until",
+                "replicates", "region", "candidates", "targets"]
 
 
 def main(argv: list[str]) -> None:
@@ -68,7 +72,9 @@ def main(argv: list[str]) -> None:
 
         fail(f"--batch={FLAGS.batch} is not allowed: expected at most --candidates={FLAGS.candidates} picks per round")
     volumes = [FLAGS.start + k * FLAGS.batch for k in range(FLAGS.rounds + 1)]
-    design = dict(design_methods=tuple(dict.fromkeys(FLAGS.methods)), design_replicates=FLAGS.replicates,
+    until = FLAGS.reference_until or 2 * volumes[-1]
+    references = list(range(volumes[-1] + FLAGS.batch, until + 1, FLAGS.batch))
+    design = dict(design_reference_volumes=tuple(references), design_methods=tuple(dict.fromkeys(FLAGS.methods)), design_replicates=FLAGS.replicates,
                   design_region=FLAGS.region, design_candidates=FLAGS.candidates, design_targets=FLAGS.targets)
     run("exp4", argv, systems, volumes, driver_flags=DRIVER_FLAGS, design=design)
 

@@ -110,6 +110,9 @@ class StudyConfig:
     design_region: str = "small"  # where the labs measure: the small or the big domain
     design_candidates: int = 0  # points a lab picks from (uniform in the region, fresh each round)
     design_targets: int = 0  # points of the big domain the model should improve on
+    # Rounds after the last in which only the model-free reference methods (uniform,
+    # space_filling) go on, transfer arms only: the N they need to match the others' last L1.
+    design_reference_volumes: tuple[int, ...] = ()
     # Normalisation inside the models (see NetworkSpec); empty: the study's plain MLPs.
     input_offset: tuple[float, ...] = ()
     input_scale: tuple[float, ...] = ()
@@ -301,6 +304,11 @@ class StudyConfig:
         for name in self.design_methods:
             _require(isinstance(name, str) and name.isidentifier() and name != design.START, "design_methods", name,
                      "method names (identifiers)")
+        for volume in self.design_reference_volumes:
+            _integer("design_reference_volumes", volume, 1, MAX_SAMPLES)
+        later = [max(self.volumes), *self.design_reference_volumes]
+        _require(all(a < b for a, b in zip(later, later[1:])), "design_reference_volumes",
+                 self.design_reference_volumes, f"rising volumes above the last of volumes ({max(self.volumes)})")
         if not self.design_sets:
             return
         _require(len(set(self.design_sets)) == len(self.design_sets), "design_sets", self.design_sets, "no duplicates")

@@ -223,3 +223,4 @@ METHODS: dict[str, Callable[[Pool, int, np.random.Generator], tuple[np.ndarray, 
 # Until Experiment 4 has measured which saves most (docs/suggest.md), the model-free method that
 # spreads the points: what the benchmark above found hard to beat.
 DEFAULT_METHOD = "space_filling"
+MODEL_FREE = ("uniform", "space_filling")  # need no ensemble: Experiment 4's references

@@ -32,6 +32,7 @@ from tlkeras.core.config import StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.design.methods import MODEL_FREE
 from tlkeras.design.suggest import pick
 from tlkeras.execution.sweep import SweepRunner
 from tlkeras.execution.worker import WorkerProcesses
@@ -46,16 +47,30 @@ from tlkeras.systems.design_sets import START, set_name
 _PICK_SEED = 0x91C4
 
 
+def all_volumes(plan: StudyConfig) -> list[int]:
+    """N after each round: every method's rounds, then the reference methods' further rounds."""
+    return [*plan.volumes, *(plan.design_reference_volumes if reference_methods(plan) else ())]
+
+
+def reference_methods(plan: StudyConfig) -> list[str]:
+    return [m for m in plan.design_methods if m in MODEL_FREE]
+
+
 def round_config(plan: StudyConfig, k: int) -> StudyConfig:
-    """The sweep of round k: every lab's design set at N_k pairs. Members of the last round do not
-    predict at candidates (there is no next pick)."""
-    methods = (START,) if k == 0 else plan.design_methods
+    """The sweep of round k: every lab's design set at N_k pairs. From the last of `volumes` on,
+    members do not predict at candidates (no model-based pick follows); the rounds beyond it train
+    the reference methods' labs only, in the transfer arms only."""
+    volumes = all_volumes(plan)
+    methods, arms = ((START,) if k == 0 else plan.design_methods), plan.arms
+    if k >= len(plan.volumes):
+        methods, arms = reference_methods(plan), tuple(a for a in plan.arms if a != "baseline")
     sets = tuple(set_name(system, method, r) for system in plan.system_names() for method in methods
                  for r in range(plan.design_replicates))
-    last = k == len(plan.volumes) - 1
-    return dataclasses.replace(plan, volumes=(plan.volumes[k],), design_sets=sets, design_methods=(),
-                               design_replicates=0, design_candidates=0 if last else plan.design_candidates,
-                               design_targets=0 if last else plan.design_targets).validate()
+    picks_follow = k < len(plan.volumes) - 1
+    return dataclasses.replace(plan, volumes=(volumes[k],), design_sets=sets, design_methods=(), arms=arms,
+                               design_replicates=0, design_candidates=plan.design_candidates if picks_follow else 0,
+                               design_targets=plan.design_targets if picks_follow else 0,
+                               design_reference_volumes=()).validate()
 
 
 def round_folder(run_dir: Path, k: int) -> RunDir:
@@ -80,7 +95,8 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
         rows: list[dict] = []
         timing: dict[str, float] = {}
         previous = None
-        for k in range(len(plan.volumes)):
+        volumes = all_volumes(plan)
+        for k in range(len(volumes)):
             interrupts.check()
             config = round_config(plan, k)
             folder = round_folder(directory.path, k)
@@ -94,7 +110,8 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
             if k > 0:
                 _link_pretraining(config, round_folder(directory.path, 0), folder)
             labs = len(config.design_sets)
-            options.report(f"round {k} of {len(plan.volumes) - 1}: {labs} lab sets at N={plan.volumes[k]}")
+            which = "" if k < len(plan.volumes) else f" (the reference methods {', '.join(reference_methods(plan))} only)"
+            options.report(f"round {k} of {len(volumes) - 1}: {labs} lab sets at N={volumes[k]}{which}")
             records = SweepRunner(config, folder, options, processes).run()
             faults.point("design.round.finished")
             for record in records:
@@ -107,7 +124,7 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
 
 
 def _check_plan(plan: StudyConfig) -> None:
-    if not plan.design_methods or plan.design_replicates < 1 or len(plan.volumes) < 2:
+    if not plan.design_methods or plan.design_replicates < 1 or len(plan.volumes) < 2 or plan.design_candidates < 1:
         raise ValueError("an Experiment 4 plan needs design_methods, design_replicates >= 1 and at least two volumes")
     if list(plan.volumes) != sorted(set(plan.volumes)):
         raise ValueError(f"volumes={plan.volumes}: the lab's measurements after each round, rising")
@@ -123,6 +140,7 @@ def picking_arm(plan: StudyConfig) -> str:
 def _write_points(plan: StudyConfig, k: int, folder: RunDir, previous) -> None:
     """Round k's design files (kept if there: a resumed round trains on its recorded picks)."""
     config = round_config(plan, k)
+    volumes = all_volumes(plan)
     d = plan.input_dimension
     low, high = plan.design_box.bounds(d)
     domain = np.stack(plan.big_box.bounds(d), axis=1)
@@ -133,18 +151,21 @@ def _write_points(plan: StudyConfig, k: int, folder: RunDir, previous) -> None:
             continue
         lab = design_sets.parse(name)
         if k == 0:
-            points = design_sets.starting_points(lab.replicate, low, high, plan.volumes[0])
+            points = design_sets.starting_points(lab.replicate, low, high, volumes[0])
         else:
             before_config, before_folder, before_records = previous
             before = set_name(lab.system, START if k == 1 else lab.method, lab.replicate)
             measured = np.load(before_folder.design_path(before))
-            volume = plan.volumes[k - 1]
-            members = [_record(before_records, picking_arm(plan), before, volume, seed) for seed in plan.seeds]
-            predicted = np.asarray([m["design_predictions"] for m in members], np.float64)
+            volume = volumes[k - 1]
             pool = plan.design_pool(lab.replicate, volume)
+            if lab.method in MODEL_FREE:  # no ensemble needed (and none predicted beyond the last model-based pick)
+                predicted = np.zeros((1, len(pool), plan.output_dimension))
+            else:
+                members = [_record(before_records, picking_arm(plan), before, volume, seed) for seed in plan.seeds]
+                predicted = np.asarray([m["design_predictions"] for m in members], np.float64)
             candidates, targets = pool[: plan.design_candidates], pool[plan.design_candidates:]
             rng = np.random.default_rng([_PICK_SEED, lab.replicate, k, zlib.crc32(lab.system.encode())])
-            picks, _ = pick(predicted, candidates, targets, domain, measured, plan.volumes[k] - volume, lab.method,
+            picks, _ = pick(predicted, candidates, targets, domain, measured, volumes[k] - volume, lab.method,
                             rng, noise)
             points = np.concatenate([measured, candidates[picks]])
         folder.staging.save_npy(path, points)

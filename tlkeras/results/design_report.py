@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tlkeras.core.config import StudyConfig
+from tlkeras.design.methods import MODEL_FREE
 from tlkeras.results import plots, statistics, tracking
 from tlkeras.results.evaluation import EvaluationSet, summarize
 from tlkeras.runtime import interrupts
@@ -38,7 +39,7 @@ from tlkeras.storage.rundir import RunDir
 from tlkeras.systems import design_sets
 from tlkeras.systems.design_sets import START
 
-REFERENCES = ("uniform", "space_filling")
+REFERENCES = MODEL_FREE
 COLUMNS = ["system", "arm", "method", "replicate", "volume", "l1", "l1_inside", "l1_outside", "member_l1", "members"]
 
 
@@ -47,36 +48,39 @@ def curves(rows: list[dict], system: str, arm: str, method: str, volumes: list[i
     """[labs, volumes] of `metric` (nan where a lab has no score yet)."""
     table = np.full((replicates, len(volumes)), math.nan)
     for row in rows:
-        if (row["system"], row["arm"], row["method"]) == (system, arm, method):
+        if (row["system"], row["arm"], row["method"]) == (system, arm, method) and row["volume"] in volumes:
             table[row["replicate"], volumes.index(row["volume"])] = row[metric]
     return table
 
 
 def summarize_design(plan: StudyConfig, rows: list[dict]) -> dict:
-    """Per system and arm: every method's curve, savings and tests (see the module doc)."""
+    """Per system and arm: every method's curve, savings and tests (see the module doc). The
+    reference methods' curves in the transfer arms run on to `design_reference_volumes`."""
     volumes = list(plan.volumes)
-    arms = plan.trained_arms()
-    methods = list(plan.design_methods)
+    longer = volumes + list(plan.design_reference_volumes)
     out: dict = {}
     for system in plan.system_names():
-        for arm in arms:
-            tables = {m: curves(rows, system, arm, m, volumes, plan.design_replicates) for m in methods}
+        for arm in plan.trained_arms():
+            grids = {m: longer if m in REFERENCES and arm != "baseline" and plan.design_reference_volumes else volumes
+                     for m in plan.design_methods}
+            tables = {m: curves(rows, system, arm, m, grids[m], plan.design_replicates) for m in plan.design_methods}
             if any(np.isnan(t).any() for t in tables.values()):
                 continue
             cell: dict = {}
             for method, table in tables.items():
-                stats = [summarize(table[:, k]) for k in range(len(volumes))]
-                entry: dict = dict(mean=[s.mean for s in stats], low=[s.ci_low for s in stats],
+                stats = [summarize(table[:, k]) for k in range(len(grids[method]))]
+                entry: dict = dict(volumes=grids[method], mean=[s.mean for s in stats], low=[s.ci_low for s in stats],
                                    high=[s.ci_high for s in stats])
                 for part in ("l1_inside", "l1_outside"):
                     last = curves(rows, system, arm, method, volumes, plan.design_replicates, part)[:, -1]
                     entry[f"{part}_last"] = float(np.mean(last))
+                main = table[:, : len(volumes)]
                 for reference in REFERENCES:
                     if reference in tables and reference != method:
-                        estimates = statistics.saving_estimates(volumes, table, tables[reference])
+                        estimates = statistics.saving_estimates(volumes, main, tables[reference], grids[reference])
                         entry[f"saving_vs_{reference}"] = {str(v): estimates[v].as_dict() for v in volumes[1:]}
                 if "uniform" in tables and method != "uniform":
-                    entry["wilcoxon_vs_uniform"] = {str(v): statistics.paired_test(table[:, k], tables["uniform"][:, k])
+                    entry["wilcoxon_vs_uniform"] = {str(v): statistics.paired_test(main[:, k], tables["uniform"][:, k])
                                                     for k, v in enumerate(volumes) if k > 0}
                 cell[method] = entry
             out.setdefault(system, {})[arm] = cell
@@ -118,7 +122,8 @@ def write_report(run_dir: RunDir, plan: StudyConfig, rows: list[dict], scoring: 
     """results.csv, results.json, results.md, the figures and the TensorBoard runs."""
     summary = summarize_design(plan, rows)
     best = best_method(plan, summary)
-    results = dict(experiment="exp4", volumes=list(plan.volumes), methods=list(plan.design_methods),
+    results = dict(experiment="exp4", volumes=list(plan.volumes), reference_volumes=list(plan.design_reference_volumes),
+                   methods=list(plan.design_methods),
                    replicates=plan.design_replicates, ensemble=len(plan.seeds), region=plan.design_region,
                    picking_arm=plan.strategy_arms()[0], summary=summary, best=best, timing=timing,
                    sessions=len(sessions))
@@ -130,8 +135,7 @@ def write_report(run_dir: RunDir, plan: StudyConfig, rows: list[dict], scoring: 
     drawn: dict[str, Path] = {}
 
     def draw(folder: Path) -> None:
-        drawn["l1_by_volume"] = plots.plot_design_curves(folder / "l1_by_volume.png", plan.volumes, summary,
-                                                         title=_title(plan))
+        drawn["l1_by_volume"] = plots.plot_design_curves(folder / "l1_by_volume.png", summary, title=_title(plan))
         for system in plan.system_names():
             for k in range(1, len(plan.volumes)):
                 points = {m: _lab_points(run_dir, system, m, k) for m in plan.design_methods}
@@ -165,7 +169,7 @@ def _tensorboard(folder: Path, plan: StudyConfig, summary: dict, run_dir: RunDir
     for system, by_arm in summary.items():
         for arm, by_method in by_arm.items():
             for method, entry in by_method.items():
-                points = {f"exp4/{system}/l1_ensemble_mean": list(zip(plan.volumes, entry["mean"]))}
+                points = {f"exp4/{system}/l1_ensemble_mean": list(zip(entry["volumes"], entry["mean"]))}
                 for reference in REFERENCES:
                     savings = entry.get(f"saving_vs_{reference}")
                     if savings:
@@ -203,7 +207,8 @@ def markdown(plan: StudyConfig, summary: dict, best: dict, run_dir: RunDir) -> s
                       f"| Wilcoxon p vs uniform (better in) |",
                       "|---" * (len(volumes) + 5) + "|"]
             for method, entry in by_method.items():
-                cells = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(entry["mean"], entry["low"], entry["high"])]
+                cells = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+                         for m, lo, hi in list(zip(entry["mean"], entry["low"], entry["high"]))[: len(volumes)]]
                 savings = []
                 for reference in REFERENCES:
                     value = entry.get(f"saving_vs_{reference}", {}).get(str(volumes[-1]))
@@ -214,6 +219,12 @@ def markdown(plan: StudyConfig, summary: dict, best: dict, run_dir: RunDir) -> s
                                                if not math.isnan(test["p_value"]) else "n/a")
                 lines.append(f"| {method} | " + " | ".join(cells) + f" | {entry['l1_inside_last']:.3f} / "
                              f"{entry['l1_outside_last']:.3f} | {savings[0]} | {savings[1]} | {tested} |")
+            later = [(m, e) for m, e in by_method.items() if len(e["volumes"]) > len(volumes)]
+            if later:
+                lines += ["", "Further rounds of the reference methods (so that a saving can be read against them): "
+                          + "; ".join(f"{m}: " + ", ".join(f"L1 {v:.3f} at N={n}" for n, v in
+                                                          list(zip(e["volumes"], e["mean"]))[len(volumes):])
+                                      for m, e in later) + "."]
             lines.append("")
     lines += ["Figures: `figures/l1_by_volume.png`, `figures/picks_<system>_round<k>.png`. Per lab and round: "
               "`results.csv`. Browse: `tensorboard --logdir " + str(run_dir.tensorboard) + "`.", ""]

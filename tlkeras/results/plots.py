@@ -305,7 +305,7 @@ def plot_strategies(path: Path, volumes: Sequence[int], curves: dict[str, dict],
     return _save(figure, path)
 
 
-def plot_design_curves(path: Path, volumes: Sequence[int], summary: dict, title: str) -> Path:
+def plot_design_curves(path: Path, summary: dict, title: str) -> Path:
     """Experiment 4: L1 against the lab's measurements N, one panel per system (columns) and arm
     (rows), a line per method: the mean over labs with its 95% interval as a band."""
     cells = [(system, arm) for system, by_arm in summary.items() for arm in by_arm]
@@ -323,11 +323,11 @@ def plot_design_curves(path: Path, volumes: Sequence[int], summary: dict, title:
                 axis.axis("off")
                 continue
             for method, entry in entries.items():
+                volumes = entry["volumes"]
                 axis.fill_between(volumes, entry["low"], entry["high"], color=colors[method], alpha=0.15, linewidth=0)
                 axis.plot(volumes, entry["mean"], "-o", color=colors[method], markersize=3, linewidth=1.3,
                           label=method)
             axis.set_title(f"{system}, {arm}", fontsize=9)
-            axis.set_xticks(list(volumes))
             axis.grid(True, alpha=0.25)
             axis.set_xlabel("the lab's real pairs N", fontsize=8)
             axis.set_ylabel("L1 of the ensemble mean, big domain", fontsize=8)

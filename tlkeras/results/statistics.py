@@ -64,10 +64,12 @@ def volume_reaching(volumes: Sequence[float], l1: Sequence[float], level: float)
 
 
 def saving(volumes: Sequence[float], strategy_l1: Sequence[float], baseline_l1: Sequence[float],
-           at_volume: float) -> tuple[float, str]:
-    """1 - N_s / N_b at the strategy's L1 at `at_volume` (a grid volume); with its bound mark."""
+           at_volume: float, baseline_volumes: Sequence[float] | None = None) -> tuple[float, str]:
+    """1 - N_s / N_b at the strategy's L1 at `at_volume` (a grid volume); with its bound mark.
+    `baseline_volumes`: the baseline's grid, if other than the strategy's (a longer one)."""
     index = list(volumes).index(at_volume)
-    needed, mark = volume_reaching(volumes, baseline_l1, strategy_l1[index])
+    needed, mark = volume_reaching(volumes if baseline_volumes is None else baseline_volumes, baseline_l1,
+                                   strategy_l1[index])
     # N_b at least the largest volume -> the saving is at least that; at most the smallest -> at most.
     return 1.0 - at_volume / needed, mark
 
@@ -81,15 +83,17 @@ def _bootstrap(values_of_seeds, statistic, seeds: int) -> tuple[float, float]:
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def saving_estimates(volumes: Sequence[int], strategy: np.ndarray, baseline: np.ndarray) -> dict[int, Estimate]:
+def saving_estimates(volumes: Sequence[int], strategy: np.ndarray, baseline: np.ndarray,
+                     baseline_volumes: Sequence[int] | None = None) -> dict[int, Estimate]:
     """Per strategy volume: the saving at equal L1 with its interval. `strategy`, `baseline`:
-    per-seed L1 [seeds, volumes], rows paired by seed."""
+    per-seed L1 [seeds, volumes], rows paired by seed; `baseline_volumes`: the baseline's grid if
+    it is longer (Experiment 4's reference methods go on to larger N)."""
     estimates = {}
     for volume in volumes:
         def statistic(pair, volume=volume):
-            return saving(volumes, pair[0].mean(axis=0), pair[1].mean(axis=0), volume)[0]
+            return saving(volumes, pair[0].mean(axis=0), pair[1].mean(axis=0), volume, baseline_volumes)[0]
 
-        value, mark = saving(volumes, strategy.mean(axis=0), baseline.mean(axis=0), volume)
+        value, mark = saving(volumes, strategy.mean(axis=0), baseline.mean(axis=0), volume, baseline_volumes)
         low, high = _bootstrap(lambda idx: (strategy[idx], baseline[idx]), statistic, len(strategy))
         estimates[int(volume)] = Estimate(value, low, high, mark)
     return estimates

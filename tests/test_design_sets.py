@@ -1,0 +1,123 @@
+"""Experiment 4's pieces in-process: design set names, paired noise, the plan's rounds, the jobs
+they stack into, lab scores and the report's savings."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tlkeras.core.config import StudyConfig
+from tlkeras.core.errors import ConfigError
+from tlkeras.execution import design_study
+from tlkeras.execution.planning import plan_jobs, real_sets
+from tlkeras.results import design_report
+from tlkeras.systems import design_sets
+from tlkeras.systems.design_sets import START, parse, set_name
+
+PLAN = StudyConfig(systems=("hill2", "hill3"), volumes=(12, 20, 28), seeds=(0, 1), arms=("transfer", "baseline"),
+                   design_methods=("uniform", "space_filling"), design_replicates=3, design_candidates=40,
+                   design_targets=20)
+
+
+def test_a_design_set_name_round_trips_and_other_names_are_not_design_sets():
+    for system in ("hill2", "phosphorylation", "simple_model.truth"):
+        name = set_name(system, "space_filling", 7)
+        found = parse(name)
+        assert (found.system, found.method, found.replicate, found.name) == (system, "space_filling", 7, name)
+        assert design_sets.base_system(name) == system
+    for other in ("hill2", "measurements", "measurements-fold1", "hill2@uniform", "hill2@uni-form@r1",
+                  "hill2@uniform@rA", "@uniform@r1", "hill2@uniform@3"):
+        assert parse(other) is None and design_sets.base_system(other) == other
+
+
+def test_the_noise_of_a_point_depends_on_its_lab_and_index_only():
+    whole = design_sets.measurement_noise(3, 0, 10, 2, sigma=1.0)
+    assert whole.shape == (10, 2)
+    np.testing.assert_array_equal(design_sets.measurement_noise(3, 5, 5, 2, sigma=1.0), whole[5:])
+    np.testing.assert_allclose(design_sets.measurement_noise(3, 0, 10, 2, sigma=2.5), 2.5 * whole)
+    assert not np.allclose(design_sets.measurement_noise(4, 0, 10, 2, sigma=1.0), whole)
+
+
+def test_a_config_with_design_sets_is_validated():
+    config = dataclasses.replace(PLAN, design_methods=(), design_replicates=0,
+                                 design_sets=(set_name("hill2", "uniform", 0),)).validate()
+    assert config.reference(set_name("hill3", "uniform", 0)) == "hill3"
+    for sets, arms, field in ((("hill4@uniform@r0",), ("transfer",), "design_sets"),
+                              (("hill2@uniform@r0",), ("transfer", "oracle"), "arms")):
+        with pytest.raises(ConfigError, match=field):
+            dataclasses.replace(config, design_sets=sets, arms=arms).validate()
+    with pytest.raises(ConfigError, match="design_region"):
+        dataclasses.replace(PLAN, design_region="everywhere").validate()
+
+
+def test_a_lab_picks_from_fresh_candidates_each_round_and_aims_at_the_same_targets():
+    first, second = PLAN.design_pool(1, 12), PLAN.design_pool(1, 20)
+    assert first.shape == second.shape == (60, 2)
+    assert not np.allclose(first[:40], second[:40])  # fresh candidates
+    np.testing.assert_array_equal(first[40:], second[40:])  # the same targets
+    assert PLAN.small_box.contains(first[:40]).all() and not PLAN.small_box.contains(first[40:]).all()
+    big = dataclasses.replace(PLAN, design_region="big").design_pool(1, 12)
+    assert not PLAN.small_box.contains(big[:40]).all()
+
+
+def test_each_round_is_one_sweep_whose_labs_stack_into_one_job_per_arm():
+    start = design_study.round_config(PLAN, 0)
+    assert start.volumes == (12,) and start.design_methods == ()
+    assert set(start.design_sets) == {set_name(s, START, r) for s in ("hill2", "hill3") for r in range(3)}
+    later = design_study.round_config(PLAN, 1)
+    assert len(later.design_sets) == 2 * 2 * 3 and later.design_candidates == 40
+    assert design_study.round_config(PLAN, 2).design_candidates == 0  # the last round picks nothing
+    assert real_sets(later) == [(name, 20) for name in later.design_sets]
+    jobs = {job.arm: job for job in plan_jobs(later)}
+    assert set(jobs) == {"pretrain", "transfer", "baseline"}
+    assert len(jobs["transfer"].members) == len(jobs["baseline"].members) == 12 * 2  # labs x seeds
+
+
+def _record(arm, system, volume, seed, predictions, l1):
+    return dict(arm=arm, system=system, volume=volume, seed=seed, eval_predictions=predictions, l1_mean=l1)
+
+
+def test_a_lab_is_scored_by_its_ensemble_mean_and_its_start_counts_for_every_method():
+    class Scoring:
+        inside = np.array([True, False])
+
+        @staticmethod
+        def truth_of(system):
+            return np.zeros((2, 1))
+
+    start = set_name("hill2", START, 0)
+    records = [_record("transfer", start, 12, 0, [[1.0], [3.0]], 2.0), _record("transfer", start, 12, 1, [[-1.0], [1.0]], 1.0),
+               _record("pretrain", "synthetic", 64, 0, [[0.0], [0.0]], 0.0)]
+    rows = design_study.lab_scores(PLAN, Scoring, records)
+    assert [r["method"] for r in rows] == ["uniform", "space_filling"]
+    row = rows[0]
+    assert (row["l1"], row["l1_inside"], row["l1_outside"], row["member_l1"], row["members"]) == (1.0, 0.0, 2.0, 1.5, 2)
+
+
+def test_the_saving_against_uniform_is_read_at_equal_l1_on_its_longer_curve():
+    plan = dataclasses.replace(PLAN, systems=("hill2",), volumes=(10, 20, 40), arms=("transfer", "baseline"),
+                               design_methods=("uniform", "variance_reduction"), design_replicates=4,
+                               design_reference_volumes=(80,))
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(4):
+        jitter = 1 + 0.01 * rng.standard_normal()
+        for arm in ("transfer", "baseline"):
+            for method, curve in (("uniform", [4.0, 2.0, 1.0, 0.5]), ("variance_reduction", [4.0, 1.0, 0.5])):
+                volumes = (10, 20, 40, 80) if arm == "transfer" else (10, 20, 40)
+                for volume, l1 in zip(volumes, curve):
+                    rows.append(dict(system="hill2", arm=arm, method=method, replicate=r, volume=volume,
+                                     l1=l1 * jitter, l1_inside=l1, l1_outside=l1))
+    summary = design_report.summarize_design(plan, rows)
+    transfer = summary["hill2"]["transfer"]["variance_reduction"]
+    assert summary["hill2"]["transfer"]["uniform"]["volumes"] == [10, 20, 40, 80]
+    for volume in ("20", "40"):  # uniform needs twice the measurements for the same L1
+        assert transfer["saving_vs_uniform"][volume]["value"] == pytest.approx(0.5, abs=0.01)
+        assert transfer["saving_vs_uniform"][volume]["bound"] == ""
+    assert transfer["saving_vs_uniform"]["40"]["ci95"][0] > 0.4
+    baseline = summary["hill2"]["baseline"]["variance_reduction"]  # no further rounds: a bound at the last
+    assert baseline["saving_vs_uniform"]["40"]["bound"] == ">="
+    assert transfer["wilcoxon_vs_uniform"]["20"]["first_better"] == 4
+    best = design_report.best_method(plan, summary)
+    assert best["method"] == "variance_reduction"
+    assert best["scores"]["variance_reduction"]["mean_saving_vs_uniform"] == pytest.approx(0.5, abs=0.01)
