@@ -98,6 +98,18 @@ def _exp2(logdir: Path):
     return logdir, run_driver("exp2.py", [*tiny_flags(logdir), *EXP2_FLAGS, "--workers=2"])  # workers' output too
 
 
+EXP4_FLAGS = ["--hill_n=2", "--replicates=2", "--rounds=2", "--start=12", "--batch=8", "--candidates=40",
+              "--targets=20"]
+
+
+def _exp4(logdir: Path):
+    """A tiny exp4 stopped by SIGTERM once its round 1 is recorded, then resumed."""
+    flags = [*tiny_flags(logdir), *EXP4_FLAGS]
+    stopped = run_driver("exp4.py", flags, env={"TLKERAS_FAULT": "sigterm@design.round.finished#2"})
+    resumed = run_driver("exp4.py", [*flags, "--resume"])
+    return only_run_dir(logdir, "exp4"), stopped, resumed
+
+
 def _fits(root: Path):
     """The example fitted into "lab models/plate 1" three times: cancelled by SIGTERM mid-training
     (its g, a copy that logs each import, to count them), killed, then whole (the last must sweep
@@ -119,7 +131,7 @@ def _fits(root: Path):
     return out, left, fitted
 
 
-BACKGROUND = {"example_fits": _fits, "exp1_run": _exp1, "exp2_run": _exp2}  # in the order tests need them
+BACKGROUND = {"example_fits": _fits, "exp1_run": _exp1, "exp2_run": _exp2, "exp4_run": _exp4}  # in the order tests need them
 
 
 def pytest_collection_modifyitems(config, items):
@@ -167,3 +179,9 @@ def exp2_run(shared_runs) -> tuple[Path, subprocess.CompletedProcess]:
 def example_fits(shared_runs):
     """(model folder, what the interrupted and killed fits left, the whole fit's process)."""
     return shared_runs["example_fits"].result()
+
+
+@pytest.fixture(scope="session")
+def exp4_run(shared_runs):
+    """(run directory, the session stopped by SIGTERM after round 1, the resumed session)."""
+    return shared_runs["exp4_run"].result()
