@@ -62,8 +62,8 @@ def test_the_picks_are_a_function_of_the_recorded_run(exp4_run, tmp_path):
     plan = StudyConfig.from_json((run / "config.json").read_text())
     config = design_study.round_config(plan, 1)
     folder = design_study.round_folder(run, 1)
-    from tlkeras.execution.sweep import SweepRunner
     from tlkeras.core.options import SweepOptions
+    from tlkeras.execution.sweep import SweepRunner
 
     records = SweepRunner(config, folder, SweepOptions()).records()
     again = RunDir(tmp_path)

@@ -10,7 +10,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
 from simple_model import truth
 
 NOISE_SD = 800.0

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from make_plate import NOISE_SD
 from simple_model import truth
 

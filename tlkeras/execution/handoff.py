@@ -24,8 +24,8 @@ from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
 from tlkeras.execution.planning import needs_pretrained, pretrained_member
 from tlkeras.storage.persistence import Staging, json_text
-from tlkeras.systems import design_sets
 from tlkeras.storage.rundir import RunDir
+from tlkeras.systems import design_sets
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from tlkeras.results.curves import EvaluationCurves
 from tlkeras.results.evaluation import EvaluationSet
 from tlkeras.runtime import interrupts
 from tlkeras.storage.rundir import RunDir
+from tlkeras.strategies.base import Strategy
 from tlkeras.strategies.registry import chosen_settings, strategy_of_arm
 from tlkeras.strategies.selection import WISE_FT_MIXES, mix
 from tlkeras.systems import design_sets
@@ -101,10 +102,13 @@ class JobExecutor:
             eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
         seconds_per_member = trained.log.seconds / len(job.members)
         mixes = self._mix_predictions(trained, eval_inputs) if any("wise_ft_mix" in n for n in trained.notes) else None
+        # The plain exported network is refilled member by member (each is saved and scored before
+        # the next), unless the strategy's saved model wraps it.
+        reuse = strategy is None or type(strategy).export is Strategy.export
         outputs = []
         for index, member in enumerate(job.members):
             exported = network if strategy is None else strategy.network(self.config)
-            net = models.export_member(trained.stack, exported, index, name=_model_name(member))
+            net = models.export_member(trained.stack, exported, index, name=_model_name(member), reuse=reuse)
             model = net if strategy is None else strategy.export(self.config, net, pretrained[index])
             plain = model_bytes(net) if strategy is not None and strategy.saves_plain_net else None
             predictions = np.asarray(model(self.evaluation.x.astype(np.float32), training=False), np.float64)

@@ -96,8 +96,9 @@ def init_seed(member: Member) -> int:
     return data.stream_seed(member.seed, "init") & 0x7FFFFFFF
 
 
-def initial_model(config: StudyConfig, member: Member) -> keras.Model:
-    return models.build_mlp(config.network, seed=init_seed(member))
+def initial_model(config: StudyConfig, member: Member) -> models.StartingWeights:
+    """The fresh start of a member (its weights: what the stack loads)."""
+    return models.initial_weights(config.network, seed=init_seed(member))
 
 
 def prepare(config: StudyConfig, member: Member, pretrained: keras.Model | None) -> Prepared:

@@ -17,7 +17,8 @@ import numpy as np
 
 from tlkeras.core.network import NetworkSpec
 
-__all__ = ["NetworkSpec", "StackedDense", "build_mlp", "build_stack", "export_member", "load_members"]
+__all__ = ["NetworkSpec", "StackedDense", "StartingWeights", "build_mlp", "build_stack", "export_member",
+           "initial_weights", "load_members"]
 
 
 def _layer_seed(seed: int, layer_index: int) -> int:
@@ -41,15 +42,15 @@ def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
             offset=[-m / s for m, s in zip(spec.input_offset, spec.input_scale)], name="input_units",
         )(hidden)
     network_inputs = hidden
-    for index, name in enumerate(spec.layer_names()):
+    for index, layer_name in enumerate(spec.layer_names()):
         dense = keras.layers.Dense(
             spec.layer_sizes()[index][1],
-            activation=spec.activation if name.startswith("hidden") else None,
+            activation=spec.activation if layer_name.startswith("hidden") else None,
             kernel_initializer=keras.initializers.GlorotUniform(seed=_layer_seed(seed, index)),
             bias_initializer="zeros",
-            name=name,
+            name=layer_name,
         )
-        if name == "linear":
+        if layer_name == "linear":
             hidden = keras.layers.Add(name="branches")([hidden, dense(network_inputs)])
         else:
             hidden = dense(hidden)
@@ -58,6 +59,25 @@ def build_mlp(spec: NetworkSpec, seed: int, name: str = "mlp") -> keras.Model:
             scale=list(spec.output_scale), offset=list(spec.output_offset), name="output_units"
         )(hidden)
     return keras.Model(inputs, hidden, name=name)
+
+
+class StartingWeights:
+    """A member's starting weights as `build_mlp` would initialise them, without building the
+    Keras model (about 25 ms each, most of a small member's overhead): what `load_members` reads.
+    `layers`: Dense layer name -> [kernel, bias]."""
+
+    def __init__(self, layers: dict[str, list[np.ndarray]]):
+        self.layers = layers
+
+
+def initial_weights(spec: NetworkSpec, seed: int) -> StartingWeights:
+    """The weights `build_mlp(spec, seed)` starts with, bit for bit: the same seeded Glorot
+    initializer per layer (a seeded Keras initializer returns the same values on every call)."""
+    layers = {}
+    for index, (name, (fan_in, fan_out)) in enumerate(zip(spec.layer_names(), spec.layer_sizes())):
+        kernel = keras.initializers.GlorotUniform(seed=_layer_seed(seed, index))((fan_in, fan_out))
+        layers[name] = [np.asarray(kernel, np.float32), np.zeros(fan_out, np.float32)]
+    return StartingWeights(layers)
 
 
 @keras.saving.register_keras_serializable(package="tlkeras")
@@ -107,28 +127,43 @@ def build_stack(spec: NetworkSpec, members: int, name: str = "stack") -> keras.M
     return keras.Model(inputs, hidden, name=name)
 
 
-def load_members(stack: keras.Model, members: Sequence[keras.Model]) -> None:
-    """Copy plain MLPs into the member slots of `stack`, slot k from members[k] (layers matched
-    by name)."""
+def load_members(stack: keras.Model, members: Sequence[keras.Model | StartingWeights]) -> None:
+    """Copy plain MLPs (or their starting weights) into the member slots of `stack`, slot k from
+    members[k] (layers matched by name)."""
     stacked_layers = _stacked_layers(stack)
     if len(members) != stacked_layers[0].members:
         raise ValueError(
             f"stack has {stacked_layers[0].members} member slots, got {len(members)} models"
         )
-    dense = [dense_layers(member) for member in members]
+    dense = [member.layers if isinstance(member, StartingWeights) else
+             {name: layer.get_weights() for name, layer in dense_layers(member).items()} for member in members]
     for stacked in stacked_layers:
-        kernels, biases = zip(*(layers[stacked.name].get_weights() for layers in dense))
+        kernels, biases = zip(*(layers[stacked.name] for layers in dense))
         stacked.set_weights([np.stack(kernels), np.stack(biases)])
 
 
-def export_member(stack: keras.Model, spec: NetworkSpec, index: int, name: str = "mlp") -> keras.Model:
-    """Member `index` of `stack` as a plain `build_mlp` model with identical weights."""
-    model = build_mlp(spec, seed=0, name=name)
+def export_member(stack: keras.Model, spec: NetworkSpec, index: int, name: str = "mlp",
+                  reuse: bool = False) -> keras.Model:
+    """Member `index` of `stack` as a plain `build_mlp` model with identical weights. With
+    `reuse`, one model per spec and process is renamed and refilled on every call (building one
+    costs about 25 ms): the caller is done with the previous member's model before it asks for
+    the next."""
+    model = _export_template(spec) if reuse else build_mlp(spec, seed=0, name=name)
+    model.name = name
     dense = dense_layers(model)
     for stacked in _stacked_layers(stack):
         kernel, bias = stacked.get_weights()
         dense[stacked.name].set_weights([kernel[index], bias[index]])
     return model
+
+
+_TEMPLATES: dict[NetworkSpec, keras.Model] = {}
+
+
+def _export_template(spec: NetworkSpec) -> keras.Model:
+    if spec not in _TEMPLATES:
+        _TEMPLATES[spec] = build_mlp(spec, seed=0)
+    return _TEMPLATES[spec]
 
 
 def dense_layers(model: keras.Model) -> dict[str, keras.layers.Dense]:

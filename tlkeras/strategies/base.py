@@ -13,6 +13,7 @@ import tensorflow as tf
 from tlkeras.core.config import StudyConfig
 from tlkeras.core.network import NetworkSpec
 from tlkeras.core.vocabulary import TRANSFER_ARM, arm_of_strategy
+from tlkeras.nn import models
 from tlkeras.nn.engine import Regime
 
 
@@ -20,7 +21,7 @@ from tlkeras.nn.engine import Regime
 class Prepared:
     """One member ready to train: its starting network and its (network-unit) data."""
 
-    net: keras.Model
+    net: keras.Model | models.StartingWeights  # a fresh start needs no Keras model
     x: np.ndarray  # the network's inputs
     y: np.ndarray  # the network's targets
     offset: np.ndarray | None = None  # added to the network's output to predict (residual)
