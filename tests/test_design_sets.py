@@ -64,13 +64,19 @@ def test_each_round_is_one_sweep_whose_labs_stack_into_one_job_per_arm():
     start = design_study.round_config(PLAN, 0)
     assert start.volumes == (12,) and start.design_methods == ()
     assert set(start.design_sets) == {set_name(s, START, r) for s in ("hill2", "hill3") for r in range(3)}
+    assert {job.arm for job in plan_jobs(start)} == {"pretrain", "transfer", "baseline"}
     later = design_study.round_config(PLAN, 1)
     assert len(later.design_sets) == 2 * 2 * 3 and later.design_candidates == 40
     assert design_study.round_config(PLAN, 2).design_candidates == 0  # the last round picks nothing
     assert real_sets(later) == [(name, 20) for name in later.design_sets]
     jobs = {job.arm: job for job in plan_jobs(later)}
-    assert set(jobs) == {"pretrain", "transfer", "baseline"}
-    assert len(jobs["transfer"].members) == len(jobs["baseline"].members) == 12 * 2  # labs x seeds
+    assert set(jobs) == {"pretrain", "transfer"} and len(jobs["transfer"].members) == 12 * 2  # labs x seeds
+    # The baseline labs: those of the methods that need no ensemble, in a sweep of their own.
+    plan = dataclasses.replace(PLAN, design_methods=("uniform", "variance_reduction"))
+    baseline = design_study.baseline_config(plan, 1)
+    assert set(baseline.design_sets) == {set_name(s, "uniform", r) for s in ("hill2", "hill3") for r in range(3)}
+    assert [job.arm for job in plan_jobs(baseline)] == ["baseline"]
+    assert design_study.baseline_config(plan, 0) is None and design_study.baseline_config(plan, 3) is None
 
 
 def _record(arm, system, volume, seed, predictions, l1):
@@ -115,8 +121,9 @@ def test_the_saving_against_uniform_is_read_at_equal_l1_on_its_longer_curve():
         assert transfer["saving_vs_uniform"][volume]["value"] == pytest.approx(0.5, abs=0.01)
         assert transfer["saving_vs_uniform"][volume]["bound"] == ""
     assert transfer["saving_vs_uniform"]["40"]["ci95"][0] > 0.4
-    baseline = summary["hill2"]["baseline"]["variance_reduction"]  # no further rounds: a bound at the last
-    assert baseline["saving_vs_uniform"]["40"]["bound"] == ">="
+    # The baseline arm: the labs of the methods that need no ensemble, without further rounds.
+    assert set(summary["hill2"]["baseline"]) == {"uniform"}
+    assert summary["hill2"]["baseline"]["uniform"]["volumes"] == [10, 20, 40]
     assert transfer["wilcoxon_vs_uniform"]["20"]["first_better"] == 4
     best = design_report.best_method(plan, summary)
     assert best["method"] == "variance_reduction"

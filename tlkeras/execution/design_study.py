@@ -57,19 +57,31 @@ def reference_methods(plan: StudyConfig) -> list[str]:
 
 
 def round_config(plan: StudyConfig, k: int) -> StudyConfig:
-    """The sweep of round k: every lab's design set at N_k pairs. From the last of `volumes` on,
-    members do not predict at candidates (no model-based pick follows); the rounds beyond it train
-    the reference methods' labs only, in the transfer arms only."""
+    """The sweep of round k in the transfer arms (round 0: every arm): every lab's design set at
+    N_k pairs. From the last of `volumes` on, members do not predict at candidates (no model-based
+    pick follows); the rounds beyond it train the reference methods' labs only."""
     volumes = all_volumes(plan)
-    methods, arms = ((START,) if k == 0 else plan.design_methods), plan.arms
-    if k >= len(plan.volumes):
-        methods, arms = reference_methods(plan), tuple(a for a in plan.arms if a != "baseline")
+    methods = (START,) if k == 0 else plan.design_methods if k < len(plan.volumes) else reference_methods(plan)
+    arms = plan.arms if k == 0 else tuple(a for a in plan.arms if a != "baseline")
+    picks_follow = k < len(plan.volumes) - 1
+    return _sweep(plan, volumes[k], methods, arms, plan.design_candidates if picks_follow else 0,
+                  plan.design_targets if picks_follow else 0)
+
+
+def baseline_config(plan: StudyConfig, k: int) -> StudyConfig | None:
+    """Round k's baseline sweep (k >= 1), for the reference methods' labs only: a lab without the
+    simple model cannot ask a transfer ensemble where to measure, so the baseline arm shows what
+    uniform or space-filling sampling gives without it (None if there is nothing to train)."""
+    if k == 0 or k >= len(plan.volumes) or "baseline" not in plan.arms or not reference_methods(plan):
+        return None
+    return _sweep(plan, plan.volumes[k], reference_methods(plan), ("baseline",), 0, 0)
+
+
+def _sweep(plan: StudyConfig, volume: int, methods, arms, candidates: int, targets: int) -> StudyConfig:
     sets = tuple(set_name(system, method, r) for system in plan.system_names() for method in methods
                  for r in range(plan.design_replicates))
-    picks_follow = k < len(plan.volumes) - 1
-    return dataclasses.replace(plan, volumes=(volumes[k],), design_sets=sets, design_methods=(), arms=arms,
-                               design_replicates=0, design_candidates=plan.design_candidates if picks_follow else 0,
-                               design_targets=plan.design_targets if picks_follow else 0,
+    return dataclasses.replace(plan, volumes=(volume,), design_sets=sets, design_methods=(), arms=arms,
+                               design_replicates=0, design_candidates=candidates, design_targets=targets,
                                design_reference_volumes=()).validate()
 
 
@@ -99,28 +111,44 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
         for k in range(len(volumes)):
             interrupts.check()
             config = round_config(plan, k)
-            folder = round_folder(directory.path, k)
-            folder.path.mkdir(exist_ok=True)
-            if (folder.path / "config.json").exists():
-                folder.check_resumable(config)
-                folder.staging.sweep()  # temporaries of a stopped session
-            else:
-                folder.write_config(config)
+            folder = _open_round(round_folder(directory.path, k), config)
             _write_points(plan, k, folder, previous)
             if k > 0:
                 _link_pretraining(config, round_folder(directory.path, 0), folder)
-            labs = len(config.design_sets)
             which = "" if k < len(plan.volumes) else f" (the reference methods {', '.join(reference_methods(plan))} only)"
-            options.report(f"round {k} of {len(volumes) - 1}: {labs} lab sets at N={volumes[k]}{which}")
+            options.report(f"round {k} of {len(volumes) - 1}: {len(config.design_sets)} lab sets at N={volumes[k]}"
+                           f"{which}")
             records = SweepRunner(config, folder, options, processes).run()
+            previous = (config, folder, records)
+            baseline = baseline_config(plan, k)
+            if baseline is not None:
+                extra = _open_round(RunDir(directory.path / f"round{k}-baseline"), baseline)
+                for name in baseline.design_sets:
+                    if not extra.design_path(name).exists():
+                        extra.staging.write_bytes(extra.design_path(name), folder.design_path(name).read_bytes())
+                options.report(f"round {k}, baseline: {len(baseline.design_sets)} lab sets of "
+                               f"{', '.join(reference_methods(plan))}")
+                records = records + SweepRunner(baseline, extra, options, processes).run()
             faults.point("design.round.finished")
             for record in records:
+                if k > 0 and record["arm"] == PRETRAIN:
+                    continue  # round 0's, linked
                 key = f"train_seconds_{record['arm']}"
                 timing[key] = timing.get(key, 0.0) + record["train_seconds"]
             rows += lab_scores(plan, scoring, records)
-            previous = (config, folder, records)
         interrupts.check()
         return design_report.write_report(directory, plan, rows, scoring, timing, sessions)
+
+
+def _open_round(folder: RunDir, config: StudyConfig) -> RunDir:
+    """A round's run directory, made or reopened (with the same config) for this session."""
+    folder.path.mkdir(exist_ok=True)
+    if (folder.path / "config.json").exists():
+        folder.check_resumable(config)
+        folder.staging.sweep()  # temporaries of a stopped session
+    else:
+        folder.write_config(config)
+    return folder
 
 
 def _check_plan(plan: StudyConfig) -> None:

@@ -10,6 +10,7 @@ Reported in results.json / results.md / results.csv and a figure:
   beyond the last round a bound, marked), with a bootstrap 95% interval over labs
   (`statistics.saving_estimates`: labs resampled as units, so methods stay paired); the same
   against space_filling;
+- the baseline arm (no simple model) for the labs of the methods that need no ensemble;
 - a paired Wilcoxon test against uniform at every N (the same labs, starting pairs, noise and
   initial weights);
 - TensorBoard: per system, arm and method a run with N as the step, and per system the picks of
@@ -61,9 +62,11 @@ def summarize_design(plan: StudyConfig, rows: list[dict]) -> dict:
     out: dict = {}
     for system in plan.system_names():
         for arm in plan.trained_arms():
+            # The baseline arm trains the labs of the methods that need no ensemble only.
+            methods = [m for m in plan.design_methods if arm != "baseline" or m in REFERENCES]
             grids = {m: longer if m in REFERENCES and arm != "baseline" and plan.design_reference_volumes else volumes
-                     for m in plan.design_methods}
-            tables = {m: curves(rows, system, arm, m, grids[m], plan.design_replicates) for m in plan.design_methods}
+                     for m in methods}
+            tables = {m: curves(rows, system, arm, m, grids[m], plan.design_replicates) for m in methods}
             if any(np.isnan(t).any() for t in tables.values()):
                 continue
             cell: dict = {}
