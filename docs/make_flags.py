@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "flags.md"
-DRIVERS = ("exp1", "exp2", "exp3")
+DRIVERS = ("exp1", "exp2", "exp3", "exp4")
 COMMANDS = ("fit", "predict", "evaluate")
 OURS = ("tlkeras.", "experiments/")
 
