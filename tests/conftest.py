@@ -142,7 +142,9 @@ def pytest_collection_modifyitems(config, items):
         marks = getattr(item.module, "pytestmark", [])
         return any(m.name == "integration" for m in (marks if isinstance(marks, list) else [marks]))
 
-    items.sort(key=integration_file)
+    # The exp4 run is made last in the background: its tests go last, so that none waits for it
+    # while others could run.
+    items.sort(key=lambda item: (integration_file(item), item.module.__name__ == "test_exp4"))
 
 
 @pytest.fixture(scope="session", autouse=True)
