@@ -128,3 +128,31 @@ def test_the_saving_against_uniform_is_read_at_equal_l1_on_its_longer_curve():
     best = design_report.best_method(plan, summary)
     assert best["method"] == "variance_reduction"
     assert best["scores"]["variance_reduction"]["mean_saving_vs_uniform"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_ray_task_trains_a_lab_from_the_points_it_is_shipped():
+    """What a Ray worker on another machine gets: the round's config and the lab's points as
+    bytes (`JobInputs.design`), no run directory. Its members train on exactly those points."""
+    import io
+
+    from tlkeras.core.members import Member, StackJob
+    from tlkeras.core.options import SweepOptions
+    from tlkeras.execution.ray_backend import ShippedConfig, run_stack_job
+
+    plan = dataclasses.replace(PLAN, systems=("hill2",), epochs=3, pretrain_epochs=2, pretrain_size=32,
+                               eval_points=20, design_replicates=1)
+    config = design_study.round_config(plan, 1)
+    name = set_name("hill2", "uniform", 0)
+    points = np.random.default_rng(5).uniform(0, 10, size=(20, 2))
+    buffer = io.BytesIO()
+    np.save(buffer, points)
+    job = StackJob("baseline", 20, 3, 0, (Member("baseline", name, 20, 0), Member("baseline", name, 20, 1)))
+    output = run_stack_job(ShippedConfig.of(config), SweepOptions(report=lambda line: None), job, {},
+                           {name: buffer.getvalue()}, [])
+    assert [m.member for m in output.members] == list(job.members)
+    assert all(np.isfinite(m.record["l1_mean"]) for m in output.members)
+    np.testing.assert_array_equal(design_sets.points(name), points)
+    from tlkeras.execution.training import training_set
+
+    x, _ = training_set(config, job.members[0])
+    np.testing.assert_allclose(x, points.astype(np.float32))
