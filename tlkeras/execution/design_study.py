@@ -113,12 +113,11 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
             config = round_config(plan, k)
             folder = _open_round(round_folder(directory.path, k), config)
             _write_points(plan, k, folder, previous)
-            if k > 0:
-                _link_pretraining(config, round_folder(directory.path, 0), folder)
+            linked = _link_pretraining(config, round_folder(directory.path, 0), folder) if k > 0 else 0
             which = "" if k < len(plan.volumes) else f" (the reference methods {', '.join(reference_methods(plan))} only)"
             options.report(f"round {k} of {len(volumes) - 1}: {len(config.design_sets)} lab sets at N={volumes[k]}"
                            f"{which}")
-            records = SweepRunner(config, folder, options, processes).run()
+            records = SweepRunner(config, folder, options, processes, shared=linked).run()
             previous = (config, folder, records)
             baseline = baseline_config(plan, k)
             if baseline is not None:
@@ -206,10 +205,10 @@ def _record(records: list[dict], arm: str, system: str, volume: int, seed: int) 
     raise KeyError(f"no record of {arm}/{system}/n{volume}/seed{seed}")
 
 
-def _link_pretraining(config: StudyConfig, first: RunDir, folder: RunDir) -> None:
-    """Round 0's pretrained members, linked into a later round (trained once per run)."""
+def _link_pretraining(config: StudyConfig, first: RunDir, folder: RunDir) -> int:
+    """Round 0's pretrained members, linked into a later round (trained once per run); how many."""
     if not config.needs_pretraining:
-        return
+        return 0
     for seed in config.seeds:
         member = Member(PRETRAIN, config.simple_name, config.pretrain_size, seed)
         if folder.read_record(member) is not None:
@@ -225,6 +224,7 @@ def _link_pretraining(config: StudyConfig, first: RunDir, folder: RunDir) -> Non
                 except OSError:
                     shutil.copyfile(source, partial)
                 os.replace(partial, target)  # the record last (the loop's order): a record means all is there
+    return len(config.seeds)
 
 
 def lab_scores(plan: StudyConfig, scoring: EvaluationSet, records: list[dict]) -> list[dict]:

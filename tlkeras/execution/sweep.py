@@ -42,11 +42,12 @@ class SweepRunner:
     worker processes (`LocalBackend`) or Ray tasks (`ray_backend.RayBackend`)."""
 
     def __init__(self, config: StudyConfig, run_dir: RunDir, options: SweepOptions,
-                 processes: worker.WorkerProcesses | None = None):
+                 processes: worker.WorkerProcesses | None = None, shared: int = 0):
         self.config = config
         self.run_dir = run_dir
         self.options = options
         self.processes = processes  # local workers the caller started (None: started here if needed)
+        self.shared = shared  # members recorded by linking them from another sweep (not a resume)
         self.jobs = plan_jobs(config, options.max_members)
 
     def pending_jobs(self) -> list[StackJob]:
@@ -64,8 +65,9 @@ class SweepRunner:
         pending = self.pending_jobs()
         total_members = sum(len(j.members) for j in self.jobs)
         todo_members = sum(len(j.members) for j in pending)
-        if todo_members < total_members:
-            report(f"resuming: {total_members - todo_members} finished members kept, {todo_members} to train")
+        if todo_members < total_members - self.shared:
+            report(f"resuming: {total_members - todo_members - self.shared} finished members kept, "
+                   f"{todo_members} to train")
         if self.options.cache_dir is not None and Path(self.options.cache_dir).is_dir():
             Staging(self.options.cache_dir).sweep()  # leftovers of killed runs; live writers' stay
         if not pending:  # a resume that only reports: no worker process
