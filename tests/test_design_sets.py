@@ -71,12 +71,18 @@ def test_each_round_is_one_sweep_whose_labs_stack_into_one_job_per_arm():
     assert real_sets(later) == [(name, 20) for name in later.design_sets]
     jobs = {job.arm: job for job in plan_jobs(later)}
     assert set(jobs) == {"pretrain", "transfer"} and len(jobs["transfer"].members) == 12 * 2  # labs x seeds
-    # The baseline labs: those of the methods that need no ensemble, in a sweep of their own.
-    plan = dataclasses.replace(PLAN, design_methods=("uniform", "variance_reduction"))
-    baseline = design_study.baseline_config(plan, 1)
+    # The baseline labs: those of the methods that need no ensemble, at every N at once.
+    plan = dataclasses.replace(PLAN, design_methods=("uniform", "variance_reduction"), design_reference_volumes=(40, 56))
+    baseline = design_study.baseline_config(plan)
     assert set(baseline.design_sets) == {set_name(s, "uniform", r) for s in ("hill2", "hill3") for r in range(3)}
-    assert [job.arm for job in plan_jobs(baseline)] == ["baseline"]
-    assert design_study.baseline_config(plan, 0) is None and design_study.baseline_config(plan, 3) is None
+    assert baseline.volumes == (20, 28) and {job.arm for job in plan_jobs(baseline)} == {"baseline"}
+    # The reference methods' further rounds: the transfer arm only, every further N at once.
+    reference = design_study.reference_config(plan)
+    assert reference.volumes == (40, 56) and reference.design_sets == baseline.design_sets
+    assert {job.arm for job in plan_jobs(reference)} == {"pretrain", "transfer"}
+    assert design_study.all_volumes(plan) == [12, 20, 28, 40, 56]
+    without = dataclasses.replace(plan, design_methods=("variance_reduction",), arms=("transfer",))
+    assert design_study.baseline_config(without) is None and design_study.reference_config(without) is None
 
 
 def _record(arm, system, volume, seed, predictions, l1):

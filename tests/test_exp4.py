@@ -105,6 +105,10 @@ def test_exp4_reports_every_method_with_savings_tests_and_tensorboard(exp4_run):
     assert steps["exp4/hill2/saving_vs_uniform"] == [20, 28]
     images = list((run / "tensorboard" / "hill2" / "picks").glob("events.*"))
     assert images
+    # Members' own runs (loss curves, histograms): the first lab's, standing for the others.
+    members = run / "round1" / "tensorboard" / "transfer"
+    assert list((members / "hill2@uniform@r0" / "n20" / "seed0").glob("events.*"))
+    assert not (members / "hill2@uniform@r1").exists()
 
 
 @pytest.mark.parametrize("flags, named", [

@@ -57,30 +57,39 @@ def reference_methods(plan: StudyConfig) -> list[str]:
 
 
 def round_config(plan: StudyConfig, k: int) -> StudyConfig:
-    """The sweep of round k in the transfer arms (round 0: every arm): every lab's design set at
-    N_k pairs. From the last of `volumes` on, members do not predict at candidates (no model-based
-    pick follows); the rounds beyond it train the reference methods' labs only."""
-    volumes = all_volumes(plan)
-    methods = (START,) if k == 0 else plan.design_methods if k < len(plan.volumes) else reference_methods(plan)
+    """The sweep of round k (k < len(volumes)) in the transfer arms (round 0: every arm): every
+    lab's design set at N_k pairs. Members of the last round do not predict at candidates (no
+    model-based pick follows)."""
+    methods = (START,) if k == 0 else plan.design_methods
     arms = plan.arms if k == 0 else tuple(a for a in plan.arms if a != "baseline")
     picks_follow = k < len(plan.volumes) - 1
-    return _sweep(plan, volumes[k], methods, arms, plan.design_candidates if picks_follow else 0,
+    return _sweep(plan, (plan.volumes[k],), methods, arms, plan.design_candidates if picks_follow else 0,
                   plan.design_targets if picks_follow else 0)
 
 
-def baseline_config(plan: StudyConfig, k: int) -> StudyConfig | None:
-    """Round k's baseline sweep (k >= 1), for the reference methods' labs only: a lab without the
-    simple model cannot ask a transfer ensemble where to measure, so the baseline arm shows what
-    uniform or space-filling sampling gives without it (None if there is nothing to train)."""
-    if k == 0 or k >= len(plan.volumes) or "baseline" not in plan.arms or not reference_methods(plan):
+def baseline_config(plan: StudyConfig) -> StudyConfig | None:
+    """The baseline's sweep: the reference methods' labs at every N after the start, at once (their
+    points need no model, so they are known when the rounds are). A lab without the simple model
+    cannot ask a transfer ensemble where to measure: the baseline shows what uniform or
+    space-filling sampling gives without it. None if there is nothing to train."""
+    if "baseline" not in plan.arms or not reference_methods(plan):
         return None
-    return _sweep(plan, plan.volumes[k], reference_methods(plan), ("baseline",), 0, 0)
+    return _sweep(plan, tuple(plan.volumes[1:]), reference_methods(plan), ("baseline",), 0, 0)
 
 
-def _sweep(plan: StudyConfig, volume: int, methods, arms, candidates: int, targets: int) -> StudyConfig:
+def reference_config(plan: StudyConfig) -> StudyConfig | None:
+    """The reference methods' further rounds in the transfer arms, at once (model-free picks), so
+    that the other methods' savings against them are read on their curves. None if none."""
+    if not plan.design_reference_volumes or not reference_methods(plan):
+        return None
+    return _sweep(plan, tuple(plan.design_reference_volumes), reference_methods(plan),
+                  tuple(a for a in plan.arms if a != "baseline"), 0, 0)
+
+
+def _sweep(plan: StudyConfig, volumes: tuple[int, ...], methods, arms, candidates: int, targets: int) -> StudyConfig:
     sets = tuple(set_name(system, method, r) for system in plan.system_names() for method in methods
                  for r in range(plan.design_replicates))
-    return dataclasses.replace(plan, volumes=(volume,), design_sets=sets, design_methods=(), arms=arms,
+    return dataclasses.replace(plan, volumes=volumes, design_sets=sets, design_methods=(), arms=arms,
                                design_replicates=0, design_candidates=candidates, design_targets=targets,
                                design_reference_volumes=()).validate()
 
@@ -91,8 +100,9 @@ def round_folder(run_dir: Path, k: int) -> RunDir:
 
 def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | None = None, resume: bool = False,
                      processes: WorkerProcesses | None = None) -> dict:
-    """Every round of the plan into `run_dir` (created by the caller), then the report; with
-    `resume`, the recorded plan must be this one and finished members and picks are kept."""
+    """Every round of the plan into `run_dir` (created by the caller), then the baseline's and the
+    reference methods' sweeps, then the report; with `resume`, the recorded plan must be this one
+    and finished members and picks are kept."""
     plan.validate()
     _check_plan(plan)
     options = options or SweepOptions()
@@ -104,39 +114,45 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
             directory.write_config(plan)
         sessions = environment.record_session(directory.path, directory.staging)
         scoring = EvaluationSet(plan)
-        rows: list[dict] = []
-        timing: dict[str, float] = {}
+        records: list[dict] = []
         previous = None
-        volumes = all_volumes(plan)
-        for k in range(len(volumes)):
+        first = round_folder(directory.path, 0)
+        for k in range(len(plan.volumes)):
             interrupts.check()
             config = round_config(plan, k)
             folder = _open_round(round_folder(directory.path, k), config)
             _write_points(plan, k, folder, previous)
-            linked = _link_pretraining(config, round_folder(directory.path, 0), folder) if k > 0 else 0
-            which = "" if k < len(plan.volumes) else f" (the reference methods {', '.join(reference_methods(plan))} only)"
-            options.report(f"round {k} of {len(volumes) - 1}: {len(config.design_sets)} lab sets at N={volumes[k]}"
-                           f"{which}")
-            records = SweepRunner(config, folder, options, processes, shared=linked).run()
-            previous = (config, folder, records)
-            baseline = baseline_config(plan, k)
-            if baseline is not None:
-                extra = _open_round(RunDir(directory.path / f"round{k}-baseline"), baseline)
-                for name in baseline.design_sets:
-                    if not extra.design_path(name).exists():
-                        extra.staging.write_bytes(extra.design_path(name), folder.design_path(name).read_bytes())
-                options.report(f"round {k}, baseline: {len(baseline.design_sets)} lab sets of "
-                               f"{', '.join(reference_methods(plan))}")
-                records = records + SweepRunner(baseline, extra, options, processes).run()
+            options.report(f"round {k} of {len(plan.volumes) - 1}: {len(config.design_sets)} lab sets at "
+                           f"N={plan.volumes[k]}")
+            found = _run_sweep(config, folder, first, options, processes)
+            previous = (config, folder, found)
+            records += found if k == 0 else [r for r in found if r["arm"] != PRETRAIN]
             faults.point("design.round.finished")
-            for record in records:
-                if k > 0 and record["arm"] == PRETRAIN:
-                    continue  # round 0's, linked
-                key = f"train_seconds_{record['arm']}"
-                timing[key] = timing.get(key, 0.0) + record["train_seconds"]
-            rows += lab_scores(plan, scoring, records)
+        last = round_folder(directory.path, len(plan.volumes) - 1)
+        for name, config, write in (("baseline", baseline_config(plan), _copy_points),
+                                    ("reference", reference_config(plan), _write_reference_points)):
+            if config is None:
+                continue
+            interrupts.check()
+            folder = _open_round(RunDir(directory.path / name), config)
+            write(plan, config, folder, last)
+            options.report(f"{name}: {len(config.design_sets)} lab sets of {', '.join(reference_methods(plan))} at "
+                           f"N={','.join(map(str, config.volumes))} ({'/'.join(config.trained_arms())})")
+            records += [r for r in _run_sweep(config, folder, first, options, processes) if r["arm"] != PRETRAIN]
         interrupts.check()
-        return design_report.write_report(directory, plan, rows, scoring, timing, sessions)
+        timing: dict[str, float] = {}
+        for record in records:
+            key = f"train_seconds_{record['arm']}"
+            timing[key] = timing.get(key, 0.0) + record["train_seconds"]
+        return design_report.write_report(directory, plan, lab_scores(plan, scoring, records), scoring, timing,
+                                          sessions)
+
+
+def _run_sweep(config: StudyConfig, folder: RunDir, first: RunDir, options: SweepOptions,
+               processes: WorkerProcesses | None) -> list[dict]:
+    """One sweep of the study; its pretraining linked from round 0's (trained once per run)."""
+    linked = _link_pretraining(config, first, folder) if folder.path != first.path else 0
+    return SweepRunner(config, folder, options, processes, shared=linked).run()
 
 
 def _open_round(folder: RunDir, config: StudyConfig) -> RunDir:
@@ -152,7 +168,8 @@ def _open_round(folder: RunDir, config: StudyConfig) -> RunDir:
 
 def _check_plan(plan: StudyConfig) -> None:
     if not plan.design_methods or plan.design_replicates < 1 or len(plan.volumes) < 2 or plan.design_candidates < 1:
-        raise ValueError("an Experiment 4 plan needs design_methods, design_replicates >= 1 and at least two volumes")
+        raise ValueError("an Experiment 4 plan needs design_methods, design_replicates >= 1, at least two volumes "
+                         "and design_candidates >= 1")
     if list(plan.volumes) != sorted(set(plan.volumes)):
         raise ValueError(f"volumes={plan.volumes}: the lab's measurements after each round, rising")
     if not plan.strategy_arms():
@@ -167,35 +184,63 @@ def picking_arm(plan: StudyConfig) -> str:
 def _write_points(plan: StudyConfig, k: int, folder: RunDir, previous) -> None:
     """Round k's design files (kept if there: a resumed round trains on its recorded picks)."""
     config = round_config(plan, k)
-    volumes = all_volumes(plan)
-    d = plan.input_dimension
-    low, high = plan.design_box.bounds(d)
-    domain = np.stack(plan.big_box.bounds(d), axis=1)
-    noise = np.full(plan.output_dimension, plan.real_noise)
+    low, high = plan.design_box.bounds(plan.input_dimension)
     for name in config.design_sets:
         path = folder.design_path(name)
         if path.exists():
             continue
         lab = design_sets.parse(name)
         if k == 0:
-            points = design_sets.starting_points(lab.replicate, low, high, volumes[0])
+            points = design_sets.starting_points(lab.replicate, low, high, plan.volumes[0])
         else:
-            before_config, before_folder, before_records = previous
+            _, before_folder, before_records = previous
             before = set_name(lab.system, START if k == 1 else lab.method, lab.replicate)
             measured = np.load(before_folder.design_path(before))
-            volume = volumes[k - 1]
-            pool = plan.design_pool(lab.replicate, volume)
-            if lab.method in MODEL_FREE:  # no ensemble needed (and none predicted beyond the last model-based pick)
-                predicted = np.zeros((1, len(pool), plan.output_dimension))
-            else:
+            predicted = None
+            if lab.method not in MODEL_FREE:
+                volume = plan.volumes[k - 1]
                 members = [_record(before_records, picking_arm(plan), before, volume, seed) for seed in plan.seeds]
                 predicted = np.asarray([m["design_predictions"] for m in members], np.float64)
-            candidates, targets = pool[: plan.design_candidates], pool[plan.design_candidates:]
-            rng = np.random.default_rng([_PICK_SEED, lab.replicate, k, zlib.crc32(lab.system.encode())])
-            picks, _ = pick(predicted, candidates, targets, domain, measured, volumes[k] - volume, lab.method,
-                            rng, noise)
-            points = np.concatenate([measured, candidates[picks]])
+            points = _picked(plan, lab, k, measured, predicted)
         folder.staging.save_npy(path, points)
+
+
+def _picked(plan: StudyConfig, lab, k: int, measured: np.ndarray, predicted: np.ndarray | None) -> np.ndarray:
+    """A lab's points after round k (of `all_volumes`): its `measured` points and the method's
+    picks from its candidates of that round, with the members' predictions there (None for a
+    model-free method). Seeded by (lab, round, system): the same picks on every rerun."""
+    volumes = all_volumes(plan)
+    pool = plan.design_pool(lab.replicate, volumes[k - 1])
+    if predicted is None:
+        predicted = np.zeros((1, len(pool), plan.output_dimension))
+    candidates, targets = pool[: plan.design_candidates], pool[plan.design_candidates:]
+    rng = np.random.default_rng([_PICK_SEED, lab.replicate, k, zlib.crc32(lab.system.encode())])
+    domain = np.stack(plan.big_box.bounds(plan.input_dimension), axis=1)
+    noise = np.full(plan.output_dimension, plan.real_noise)
+    picks, _ = pick(predicted, candidates, targets, domain, measured, volumes[k] - volumes[k - 1], lab.method, rng,
+                    noise)
+    return np.concatenate([measured, candidates[picks]])
+
+
+def _copy_points(plan: StudyConfig, config: StudyConfig, folder: RunDir, last: RunDir) -> None:
+    """The baseline trains on the reference methods' labs' points of the last round (each member
+    on the first N of them)."""
+    for name in config.design_sets:
+        if not folder.design_path(name).exists():
+            folder.staging.write_bytes(folder.design_path(name), last.design_path(name).read_bytes())
+
+
+def _write_reference_points(plan: StudyConfig, config: StudyConfig, folder: RunDir, last: RunDir) -> None:
+    """The reference methods' labs' points up to the last reference N: the last round's, then the
+    picks of every further round, made as the rounds would make them (model-free: no ensemble)."""
+    for name in config.design_sets:
+        if folder.design_path(name).exists():
+            continue
+        lab = design_sets.parse(name)
+        points = np.load(last.design_path(name))
+        for k in range(len(plan.volumes), len(all_volumes(plan))):
+            points = _picked(plan, lab, k, points, None)
+        folder.staging.save_npy(folder.design_path(name), points)
 
 
 def _record(records: list[dict], arm: str, system: str, volume: int, seed: int) -> dict:

@@ -127,8 +127,9 @@ def write_output(config: StudyConfig, run_dir: RunDir, options: SweepOptions, ou
             run_dir.staging.write_bytes(run_dir.curve_path(member), result.files.curves)
         if member.arm == PRETRAIN and not result.cached and options.cache_dir is not None:
             _store_in_cache(options, pretrain_cache_folder(config, options, member), result.files)
-        run_dir.staging.write_folder(run_dir.tensorboard_run(member),
-                                     lambda folder, files=result.tensorboard: write_tree(folder, files))
+        if result.tensorboard:
+            run_dir.staging.write_folder(run_dir.tensorboard_run(member),
+                                         lambda folder, files=result.tensorboard: write_tree(folder, files))
         run_dir.write_record(member, result.record)
 
 

@@ -183,10 +183,15 @@ class JobExecutor:
                 earlier_curve = curves.earlier_curve(self.config, table, member.system)
         hparams = {"arm": member.arm, "system": member.system, "volume": member.volume, "seed": member.seed,
                    **{name: float(extra[name]) for name in chosen_settings(self.config) if name in extra}}
-        with tempfile.TemporaryDirectory(prefix="tlkeras-tensorboard-") as scratch:
-            tracking.write_member(Path(scratch), member.key, hparams, losses, first_epoch, score,
-                                  errors, earlier, curve, earlier_curve)
-            tensorboard = tree_bytes(Path(scratch))
+        tensorboard: dict[str, bytes] = {}
+        lab = design_sets.parse(member.system)
+        # Experiment 4 trains thousands of lab members: the first lab's stand for them in TensorBoard
+        # (every member's score is in its record); its own runs chart L1 against N per method.
+        if lab is None or lab.replicate == 0:
+            with tempfile.TemporaryDirectory(prefix="tlkeras-tensorboard-") as scratch:
+                tracking.write_member(Path(scratch), member.key, hparams, losses, first_epoch, score,
+                                      errors, earlier, curve, earlier_curve)
+                tensorboard = tree_bytes(Path(scratch))
         record = dict(
             key=member.key, arm=member.arm, system=member.system, volume=member.volume,
             seed=member.seed, **score.as_dict(), final_train_loss=float(losses[-1]),
