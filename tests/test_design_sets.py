@@ -48,6 +48,12 @@ def test_a_config_with_design_sets_is_validated():
             dataclasses.replace(config, design_sets=sets, arms=arms).validate()
     with pytest.raises(ConfigError, match="design_region"):
         dataclasses.replace(PLAN, design_region="everywhere").validate()
+    with pytest.raises(ConfigError, match="the oracle does not depend"):  # the plan, before any work
+        dataclasses.replace(PLAN, arms=("transfer", "baseline", "oracle")).validate()
+    for bad, says in ((dict(design_methods=("uniform", "nope")), "design_methods"),
+                      (dict(design_candidates=5), "design_candidates=5")):
+        with pytest.raises(ValueError, match=says):
+            design_study._check_plan(dataclasses.replace(PLAN, **bad))
 
 
 def test_a_lab_picks_from_fresh_candidates_each_round_and_aims_at_the_same_targets():

@@ -309,6 +309,9 @@ class StudyConfig:
         later = [max(self.volumes), *self.design_reference_volumes]
         _require(all(a < b for a, b in zip(later, later[1:])), "design_reference_volumes",
                  self.design_reference_volumes, f"rising volumes above the last of volumes ({max(self.volumes)})")
+        if self.design_methods:
+            _require(not self.measurements and "oracle" not in self.arms, "arms", self.arms,
+                     "transfer and/or baseline in Experiment 4 (the oracle does not depend on where a lab measures)")
         if not self.design_sets:
             return
         _require(len(set(self.design_sets)) == len(self.design_sets), "design_sets", self.design_sets, "no duplicates")

@@ -32,7 +32,7 @@ from tlkeras.core.config import StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
-from tlkeras.design.methods import MODEL_FREE
+from tlkeras.design.methods import METHODS, MODEL_FREE
 from tlkeras.design.suggest import pick
 from tlkeras.execution.sweep import SweepRunner
 from tlkeras.execution.worker import WorkerProcesses
@@ -61,7 +61,9 @@ def round_config(plan: StudyConfig, k: int) -> StudyConfig:
     lab's design set at N_k pairs. Members of the last round do not predict at candidates (no
     model-based pick follows)."""
     methods = (START,) if k == 0 else plan.design_methods
-    arms = plan.arms if k == 0 else tuple(a for a in plan.arms if a != "baseline")
+    # The baseline trains the start and the reference methods' labs (none: no baseline at all).
+    with_baseline = k == 0 and bool(reference_methods(plan))
+    arms = tuple(a for a in plan.arms if a != "baseline" or with_baseline)
     picks_follow = k < len(plan.volumes) - 1
     return _sweep(plan, (plan.volumes[k],), methods, arms, plan.design_candidates if picks_follow else 0,
                   plan.design_targets if picks_follow else 0)
@@ -113,6 +115,10 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
         else:
             directory.write_config(plan)
         sessions = environment.record_session(directory.path, directory.staging)
+        if not all(environment.same_numerics(sessions[0], later) for later in sessions[1:]):
+            options.report("note: this run was started on another CPU kind or software stack "
+                           f"({sessions[0]['cpu']}); members trained and picks made now match those made there "
+                           "statistically, not bit for bit (environment.json)")
         scoring = EvaluationSet(plan)
         records: list[dict] = []
         previous = None
@@ -174,6 +180,14 @@ def _check_plan(plan: StudyConfig) -> None:
         raise ValueError(f"volumes={plan.volumes}: the lab's measurements after each round, rising")
     if not plan.strategy_arms():
         raise ValueError("an Experiment 4 plan needs a transfer strategy: its ensemble picks the points")
+    unknown = [m for m in plan.design_methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"design_methods={unknown}: expected methods of {', '.join(METHODS)}")
+    volumes = all_volumes(plan)
+    step = max(b - a for a, b in zip(volumes, volumes[1:]))
+    if plan.design_candidates < step:
+        raise ValueError(f"design_candidates={plan.design_candidates}: expected at least the largest round's "
+                         f"picks ({step})")
 
 
 def picking_arm(plan: StudyConfig) -> str:

@@ -24,6 +24,7 @@ from tlkeras.core.errors import ModelFileError
 from tlkeras.core.members import Member, StackJob
 from tlkeras.core.options import SweepOptions, duration
 from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.design.methods import MODEL_FREE
 from tlkeras.execution.handoff import (
     JobInputs,
     JobOutput,
@@ -166,11 +167,13 @@ class JobExecutor:
             # The saved model's predictions on the evaluation points: the report's ensembles and
             # coverage read them here instead of reloading every model.
             extra["eval_predictions"] = predictions.tolist()
-            design_set = design_sets.parse(member.system)
-            if design_set is not None and strategy_of_arm(member.arm) is not None and self.config.design_candidates:
-                # Experiment 4: where the lab picks its next points from, and what it aims at.
-                pool = self.config.design_pool(design_set.replicate, member.volume).astype(np.float32)
-                extra["design_predictions"] = np.round(np.asarray(model(pool, training=False), np.float64), 5).tolist()
+            lab = design_sets.parse(member.system)
+            if lab is not None and self.config.design_candidates and lab.method not in MODEL_FREE \
+                    and member.arm == self.config.strategy_arms()[0]:
+                # Experiment 4: the picking ensemble's predictions where the lab picks its next
+                # points from, and where it aims (7 significant digits of each output's largest).
+                pool = self.config.design_pool(lab.replicate, member.volume).astype(np.float32)
+                extra["design_predictions"] = _significant(np.asarray(model(pool, training=False), np.float64)).tolist()
         earlier = earlier_curve = None
         first_epoch = 0
         strategy = strategy_of_arm(member.arm)
@@ -261,6 +264,17 @@ def job_label(job: StackJob) -> str:
                    f"{len({lab.replicate for lab in labs if lab.system == base})} labs"
                    for base in sorted({lab.system for lab in labs})]
     return f"{job.arm} | n={job.size} | {'+'.join(systems)} | seeds {_ranges(seeds)} | {len(job.members)} members"
+
+
+def _significant(values: np.ndarray, digits: int = 7) -> np.ndarray:
+    """`values` [points, outputs] rounded per output to `digits` significant digits of its largest
+    magnitude (a record's size, without losing a small-unit output)."""
+    largest = np.max(np.abs(values), axis=0, initial=0.0)
+    rounded = values.copy()
+    for o, scale in enumerate(largest):
+        if scale > 0 and np.isfinite(scale):
+            rounded[:, o] = np.round(values[:, o], digits - 1 - int(np.floor(np.log10(scale))))
+    return rounded
 
 
 def _model_name(member: Member) -> str:

@@ -88,7 +88,10 @@ def shuffle_seed(member: Member) -> int:
     """The seed of the member's minibatch order (32 bits, as the engine's hash takes)."""
     strategy = strategy_of_arm(member.arm)
     stream = member.arm if strategy is None else strategy.shuffle_stream()
-    return data.stream_seed(member.seed, f"shuffle/{stream}/{member.system}", member.volume) & 0xFFFFFFFF
+    # Experiment 4: one order per lab, whatever the method picked (its comparisons stay paired).
+    lab = design_sets.parse(member.system)
+    system = member.system if lab is None else f"{lab.system}@r{lab.replicate}"
+    return data.stream_seed(member.seed, f"shuffle/{stream}/{system}", member.volume) & 0xFFFFFFFF
 
 
 def init_seed(member: Member) -> int:

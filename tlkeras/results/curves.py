@@ -18,6 +18,7 @@ from tlkeras.core.config import StudyConfig
 from tlkeras.core.members import Member
 from tlkeras.core.vocabulary import PRETRAIN
 from tlkeras.results import evaluation
+from tlkeras.systems import design_sets
 
 METRICS = ("l1_mean", "l1_inside", "l1_outside")
 
@@ -83,6 +84,7 @@ class EvaluationCurves:
 
 def earlier_curve(config: StudyConfig, stored: dict, system: str) -> dict | None:
     """A pretraining member's stored curves, for `system`, if they were taken on this run's points."""
+    system = design_sets.base_system(system)  # a lab of Experiment 4: its system's curve
     if stored.get("evaluation") != EvaluationCurves.signature(config) or system not in stored.get("systems", {}):
         return None
     return dict(epochs=stored["epochs"], **stored["systems"][system])

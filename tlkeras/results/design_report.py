@@ -67,7 +67,7 @@ def summarize_design(plan: StudyConfig, rows: list[dict]) -> dict:
             grids = {m: longer if m in REFERENCES and arm != "baseline" and plan.design_reference_volumes else volumes
                      for m in methods}
             tables = {m: curves(rows, system, arm, m, grids[m], plan.design_replicates) for m in methods}
-            if any(np.isnan(t).any() for t in tables.values()):
+            if not tables or any(np.isnan(t).any() for t in tables.values()):
                 continue
             cell: dict = {}
             for method, table in tables.items():
