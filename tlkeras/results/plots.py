@@ -311,7 +311,7 @@ def plot_design_curves(path: Path, summary: dict, title: str) -> Path:
     cells = [(system, arm) for system, by_arm in summary.items() for arm in by_arm]
     systems = list(summary)
     arms = sorted({arm for _, arm in cells}, key=lambda a: (a == "baseline", a))
-    figure, axes = plt.subplots(len(arms), len(systems), figsize=(4.2 * len(systems), 3.3 * len(arms)),
+    figure, axes = plt.subplots(len(arms), len(systems), figsize=(max(7.0, 4.2 * len(systems)), 3.3 * len(arms)),
                                 squeeze=False, constrained_layout=True)
     methods = list(dict.fromkeys(m for s, a in cells for m in summary[s][a]))
     colors = dict(zip(methods, plt.get_cmap("tab10").colors))
