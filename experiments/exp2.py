@@ -13,7 +13,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tlkeras.cli.experiment import FLAGS, define_flags, parse_flags, run
+from tlkeras.cli.experiment import FLAGS, define_flags, parse_flags, real_systems, run
 from tlkeras.cli.flags import require_distinct_positive
 
 define_flags(Path(__file__).resolve().parents[1] / "logs", volumes_default=None)
@@ -28,14 +28,7 @@ flags.DEFINE_integer("volume", 1000, "Real small-domain pairs N for fine-tuning 
 
 
 def main(argv: list[str]) -> None:
-    given = FLAGS["hill_n"].present or bool(FLAGS.system)
-    systems = [f"hill{float(n):g}" for n in FLAGS.hill_n] if FLAGS["hill_n"].present or not given else []
-    phosphorylation = FLAGS.phosphorylation
-    if phosphorylation is None:
-        phosphorylation = not given
-    if phosphorylation:
-        systems.append("phosphorylation")
-    systems += FLAGS.system
+    systems = real_systems(FLAGS.hill_n, FLAGS["hill_n"].present, FLAGS.phosphorylation, FLAGS.system)
     run("exp2", argv, systems, [FLAGS.volume], driver_flags=["hill_n", "phosphorylation", "system", "volume"])
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tlkeras.cli.experiment import FLAGS, define_flags, parse_flags, run
+from tlkeras.cli.experiment import FLAGS, define_flags, parse_flags, real_systems, run
 from tlkeras.cli.flags import require_distinct_positive, require_names
 from tlkeras.design.methods import METHODS
 
@@ -59,14 +59,7 @@ DRIVER_FLAGS = ["hill_n", "phosphorylation", "system", "methods", "start", "roun
 
 
 def main(argv: list[str]) -> None:
-    given = FLAGS["hill_n"].present or bool(FLAGS.system)
-    systems = [f"hill{float(n):g}" for n in FLAGS.hill_n] if FLAGS["hill_n"].present or not given else []
-    phosphorylation = FLAGS.phosphorylation
-    if phosphorylation is None:
-        phosphorylation = not given
-    if phosphorylation:
-        systems.append("phosphorylation")
-    systems += FLAGS.system
+    systems = real_systems(FLAGS.hill_n, FLAGS["hill_n"].present, FLAGS.phosphorylation, FLAGS.system)
     if FLAGS.batch > FLAGS.candidates:
         from tlkeras.cli.lifecycle import fail
 

@@ -81,6 +81,17 @@ def config_from_flags(systems: list[str], volumes: list[int], design: dict | Non
         fail(f"--{message}" if field in FLAGS else message)
 
 
+def real_systems(hill_n: list[str], hill_n_given: bool, phosphorylation: bool | None, further: list[str]) -> list[str]:
+    """The real systems of --hill_n, --phosphorylation and --system: hill<n> for every n (only
+    where --hill_n is given, if --system is), the phosphorylation cycle unless left out (by
+    default: unless --hill_n or --system is given), then the further systems."""
+    given = hill_n_given or bool(further)
+    systems = [f"hill{float(n):g}" for n in hill_n] if hill_n_given or not given else []
+    if phosphorylation if phosphorylation is not None else not given:
+        systems.append("phosphorylation")
+    return systems + list(further)
+
+
 def recorded_names(driver_flags: list[str]) -> list[str]:
     """Every flag that determines a run's results: the shared ones and the driver's own."""
     return [f.name for f in FLAGS.get_flags_for_module(shared_flags.__name__)] + list(driver_flags)

@@ -34,12 +34,12 @@ from tlkeras.core.options import SweepOptions
 from tlkeras.core.vocabulary import PRETRAIN
 from tlkeras.design.methods import METHODS, MODEL_FREE
 from tlkeras.design.suggest import pick
+from tlkeras.execution.study import open_run
 from tlkeras.execution.sweep import SweepRunner
 from tlkeras.execution.worker import WorkerProcesses
 from tlkeras.results import design_report, evaluation
 from tlkeras.results.evaluation import EvaluationSet
 from tlkeras.runtime import faults, interrupts
-from tlkeras.storage import environment
 from tlkeras.storage.rundir import RunDir
 from tlkeras.systems import design_sets
 from tlkeras.systems.design_sets import START, set_name
@@ -110,15 +110,7 @@ def run_design_study(plan: StudyConfig, run_dir: Path, options: SweepOptions | N
     options = options or SweepOptions()
     directory = RunDir(run_dir)
     with directory.lock():
-        if resume:
-            directory.check_resumable(plan)
-        else:
-            directory.write_config(plan)
-        sessions = environment.record_session(directory.path, directory.staging)
-        if not all(environment.same_numerics(sessions[0], later) for later in sessions[1:]):
-            options.report("note: this run was started on another CPU kind or software stack "
-                           f"({sessions[0]['cpu']}); members trained and picks made now match those made there "
-                           "statistically, not bit for bit (environment.json)")
+        sessions = open_run(plan, directory, options, resume)
         scoring = EvaluationSet(plan)
         records: list[dict] = []
         previous = None

@@ -41,8 +41,9 @@ def run_study(
         return _run_locked(config, directory, options, resume, processes)
 
 
-def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool,
-                processes: WorkerProcesses | None) -> dict:
+def open_run(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool) -> list[dict]:
+    """Record the config (or check it against the recorded one, resuming) and this session's
+    machine; say so if an earlier session ran on another CPU kind. Every session's machine."""
     if resume:
         directory.check_resumable(config)
     else:
@@ -52,6 +53,12 @@ def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, r
         options.report("note: this run was started on another CPU kind or software stack "
                        f"({sessions[0]['cpu']}, {' '.join(sessions[0]['cpu_flags'])}); members trained "
                        "now match those trained there statistically, not bit for bit (environment.json)")
+    return sessions
+
+
+def _run_locked(config: StudyConfig, directory: RunDir, options: SweepOptions, resume: bool,
+                processes: WorkerProcesses | None) -> dict:
+    sessions = open_run(config, directory, options, resume)
     faults.point("driver.planning")
     interrupts.check()
     if not tracking.has_event_files(directory.tensorboard):
