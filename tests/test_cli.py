@@ -153,6 +153,10 @@ def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
         score = by_region["all"]
         assert 0 < score["l1"] < score["rmse"] * 1.5 and 0 <= score["coverage_2sd"] <= 1 and score["rows"] == 80
         assert score["coverage_2sd"] >= score["coverage_2sd_without_noise"]
+        raw = score["coverage_raw"]  # nested intervals: coverage cannot fall as the level rises
+        assert list(raw) == ["50", "80", "90", "95"] and 0 <= raw["50"] <= raw["80"] <= raw["90"] <= raw["95"] <= 1
+        assert raw["95"] <= score["coverage_2sd"]  # 1.96 sd inside 2 sd
+        assert score["interval_score_90_raw"] >= score["width_90_raw"] > 0 and score["crps_raw"] > 0
         assert by_region["inside_measured"]["rows"] + by_region["outside_measured"]["rows"] == 80
     assert "coverage" in result.stdout and "gfp" in result.stdout
 

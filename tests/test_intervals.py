@@ -81,6 +81,11 @@ def test_cv_plus_with_one_model_is_split_conformal():
     np.testing.assert_allclose(upper, split_upper)
 
 
+def test_the_raw_gaussian_interval_has_the_normal_quantile():
+    lower, upper = intervals.gaussian_interval(np.array([1.0]), np.array([2.0]), 0.9)
+    assert upper[0] - 1.0 == pytest.approx(2.0 * norm.ppf(0.95)) and lower[0] == pytest.approx(2.0 - upper[0])
+
+
 def test_interval_score_and_crps():
     score = intervals.interval_score(np.array([0.5, 3.0, -1.0]), np.zeros(3), np.ones(3), 0.9)
     np.testing.assert_allclose(score, [1.0, 1.0 + 20 * 2.0, 1.0 + 20 * 1.0])

@@ -144,12 +144,15 @@ def run_evaluate(v: flags.FlagValues) -> None:
     scores = call_model(ensemble, ensemble.evaluate, found.x, found.y)
     print(f"{found.rows} rows of {found.path}; {len(ensemble.models)} {ensemble.arm} members; coverage: "
           f"rows within mean ± 2 sd, sd with the noise estimate {', '.join(f'{s:.4g}' for s in ensemble.noise_sd)}")
-    print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}")
+    print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}{'90% raw':>9}{'CRPS':>12}")
     for name, by_region in scores.items():
         for where, score in by_region.items():
             if score["rows"]:
                 print(f"{name:<14}{where.replace('_', ' '):<18}{score['rows']:>5}{score['l1']:>12.4g}"
-                      f"{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}")
+                      f"{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}{score['coverage_raw']['90']:>9.1%}"
+                      f"{score['crps_raw']:>12.4g}")
+    print("90% raw: rows within the Gaussian 90% interval mean ± 1.645 sd (not calibrated); CRPS: of N(mean, sd^2), "
+          "lower is better; --out has coverage at 50/80/90/95%, the 90% width and interval score")
     if v.out:
         _write_text(Path(v.out), json.dumps(dict(model=str(v.model), measurements=str(found.path), sha256=found.sha256,
                                                arm=v.arm or manifest["default_arm"], scores=scores), indent=2) + "\n")

@@ -27,7 +27,9 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)  # the nominal levels evaluate reports coverage at
 
 
 class CalibrationError(ValueError):
@@ -100,6 +102,13 @@ def cv_plus_interval(fold_mean: np.ndarray, fold_sigma: np.ndarray, row_fold: np
     lower = np.sort(mu - half, axis=0)[lower_rank - 1]
     upper = np.sort(mu + half, axis=0)[upper_rank - 1]
     return lower, upper
+
+
+def gaussian_interval(mean: np.ndarray, sigma: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The raw (uncalibrated) central interval mean -/+ z sigma of N(mean, sigma^2) at `level`."""
+    z = float(ndtri(0.5 + float(1 - _alpha(level)) / 2))
+    half = z * np.asarray(sigma, np.float64)
+    return np.asarray(mean, np.float64) - half, np.asarray(mean, np.float64) + half
 
 
 def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
