@@ -2,6 +2,7 @@
 they stack into, lab scores and the report's savings."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,6 +138,12 @@ def test_the_saving_against_uniform_is_read_at_equal_l1_on_its_longer_curve():
     assert set(summary["hill2"]["baseline"]) == {"uniform"}
     assert summary["hill2"]["baseline"]["uniform"]["volumes"] == [10, 20, 40]
     assert transfer["wilcoxon_vs_uniform"]["20"]["first_better"] == 4
+    from tlkeras.storage.rundir import RunDir
+
+    assert "did not improve" not in design_report.markdown(plan, summary, {}, RunDir(Path("/nonexistent")))
+    flat = [dict(row, l1=4.0) if row["method"] == "uniform" else row for row in rows]  # uniform never improves
+    text = design_report.markdown(plan, design_report.summarize_design(plan, flat), {}, RunDir(Path("/nonexistent")))
+    assert "**uniform did not improve with more measurements here**" in text
     best = design_report.best_method(plan, summary)
     assert best["method"] == "variance_reduction"
     assert best["scores"]["variance_reduction"]["mean_saving_vs_uniform"] == pytest.approx(0.5, abs=0.01)

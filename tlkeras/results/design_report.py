@@ -154,6 +154,11 @@ def write_report(run_dir: RunDir, plan: StudyConfig, rows: list[dict], scoring: 
     return results
 
 
+def _improves(curve: list[float]) -> bool:
+    """Whether a reference curve ends below where it started (a saving read on it means something)."""
+    return len(curve) > 1 and curve[-1] < curve[0]
+
+
 def _title(plan: StudyConfig) -> str:
     return (f"Experiment 4: {plan.design_replicates} labs per method, ensembles of {len(plan.seeds)}, "
             f"measuring in the {plan.design_region} domain")
@@ -228,6 +233,11 @@ def markdown(plan: StudyConfig, summary: dict, best: dict, run_dir: RunDir) -> s
                           + "; ".join(f"{m}: " + ", ".join(f"L1 {v:.3f} at N={n}" for n, v in
                                                           list(zip(e["volumes"], e["mean"]))[len(volumes):])
                                       for m, e in later) + "."]
+            flat = [m for m, e in by_method.items() if m in REFERENCES and not _improves(e["mean"])]
+            if flat:
+                lines += ["", f"**{' and '.join(flat)} did not improve with more measurements here** (its last L1 is "
+                          "not below its first): a saving against it is not readable (the reference never reaches "
+                          "the others' L1, or reached it by noise early); read the paired tests instead."]
             lines.append("")
     lines += ["Figures: `figures/l1_by_volume.png`, `figures/picks_<system>_round<k>.png`. Per lab and round: "
               "`results.csv`. Browse: `tensorboard --logdir " + str(run_dir.tensorboard) + "`.", ""]
