@@ -99,7 +99,7 @@ def _exp2(logdir: Path):
 
 
 EXP4_FLAGS = ["--hill_n=2", "--replicates=2", "--rounds=2", "--start=12", "--batch=8", "--candidates=40",
-              "--targets=20"]
+              "--targets=20", "--reference_until=44"]
 
 
 def _exp4(logdir: Path):

@@ -37,7 +37,7 @@ def test_a_stopped_exp4_resumes_where_it_stopped(exp4_run):
 def test_every_lab_starts_alike_and_adds_distinct_picks_inside_the_region(exp4_run):
     run, _, _ = exp4_run
     plan = StudyConfig.from_json((run / "config.json").read_text())
-    assert plan.volumes == (12, 20, 28) and plan.design_reference_volumes == (36, 44, 52)  # up to 2 x 28
+    assert plan.volumes == (12, 20, 28) and plan.design_reference_volumes == (36, 44)  # --reference_until=44
     volumes = design_study.all_volumes(plan)
     for r in range(plan.design_replicates):
         start = np.load(RunDir(run / "round0").design_path(set_name("hill2", START, r)))
@@ -87,7 +87,7 @@ def test_exp4_reports_every_method_with_savings_tests_and_tensorboard(exp4_run):
             if method != "uniform":
                 assert set(entry["saving_vs_uniform"]) == {"20", "28"}
                 assert set(entry["wilcoxon_vs_uniform"]) == {"20", "28"}
-    assert results["summary"]["hill2"]["transfer"]["uniform"]["volumes"] == [12, 20, 28, 36, 44, 52]
+    assert results["summary"]["hill2"]["transfer"]["uniform"]["volumes"] == [12, 20, 28, 36, 44]
     assert results["summary"]["hill2"]["baseline"]["uniform"]["volumes"] == [12, 20, 28]
     assert results["best"]["method"] in METHODS
     rows = (run / "results.csv").read_text().splitlines()
