@@ -191,6 +191,7 @@ def _write_points(plan: StudyConfig, k: int, folder: RunDir, previous) -> None:
     """Round k's design files (kept if there: a resumed round trains on its recorded picks)."""
     config = round_config(plan, k)
     low, high = plan.design_box.bounds(plan.input_dimension)
+    by_member = {} if previous is None else {(r["arm"], r["system"], r["volume"], r["seed"]): r for r in previous[2]}
     for name in config.design_sets:
         path = folder.design_path(name)
         if path.exists():
@@ -199,13 +200,13 @@ def _write_points(plan: StudyConfig, k: int, folder: RunDir, previous) -> None:
         if k == 0:
             points = design_sets.starting_points(lab.replicate, low, high, plan.volumes[0])
         else:
-            _, before_folder, before_records = previous
+            _, before_folder, _ = previous
             before = set_name(lab.system, START if k == 1 else lab.method, lab.replicate)
             measured = np.load(before_folder.design_path(before))
             predicted = None
             if lab.method not in MODEL_FREE:
                 volume = plan.volumes[k - 1]
-                members = [_record(before_records, picking_arm(plan), before, volume, seed) for seed in plan.seeds]
+                members = [_record(by_member, picking_arm(plan), before, volume, seed) for seed in plan.seeds]
                 predicted = np.asarray([m["design_predictions"] for m in members], np.float64)
             points = _picked(plan, lab, k, measured, predicted)
         folder.staging.save_npy(path, points)
@@ -249,11 +250,11 @@ def _write_reference_points(plan: StudyConfig, config: StudyConfig, folder: RunD
         folder.staging.save_npy(folder.design_path(name), points)
 
 
-def _record(records: list[dict], arm: str, system: str, volume: int, seed: int) -> dict:
-    for record in records:
-        if (record["arm"], record["system"], record["volume"], record["seed"]) == (arm, system, volume, seed):
-            return record
-    raise KeyError(f"no record of {arm}/{system}/n{volume}/seed{seed}")
+def _record(by_member: dict, arm: str, system: str, volume: int, seed: int) -> dict:
+    try:
+        return by_member[(arm, system, volume, seed)]
+    except KeyError:
+        raise KeyError(f"no record of {arm}/{system}/n{volume}/seed{seed}") from None
 
 
 def _link_pretraining(config: StudyConfig, first: RunDir, folder: RunDir) -> int:
