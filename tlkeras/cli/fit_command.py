@@ -32,6 +32,7 @@ from tlkeras.core.vocabulary import FINE_TUNE_ALL
 from tlkeras.runtime import interrupts
 from tlkeras.storage import folders
 from tlkeras.systems import user as user_systems
+from tlkeras.systems.measurements import FOLD_KINDS
 
 REQUIRED = ("simple", "domain", "measurements", "inputs", "outputs", "out")
 EXAMPLE = ("tlkeras fit --simple=g.py:g --domain=0,20 --measurements=plate.csv --inputs=aTc,IPTG "
@@ -56,6 +57,9 @@ def define(v: flags.FlagValues) -> None:
                       "pretraining, 40 epochs, 2 seeds (for a first look); flags given explicitly win.", flag_values=v)
     flags.DEFINE_integer("folds", 5, "k of the k-fold cross-validation (0: none; the noise estimate needs it).",
                          lower_bound=0, upper_bound=100, flag_values=v)
+    flags.DEFINE_enum("fold_kind", "random", list(FOLD_KINDS), "How rows are dealt to the folds (which also "
+                      "calibrate the prediction intervals): random, or blocked (shells towards the unmeasured "
+                      "domain, the outermost first: held-out errors that look like extrapolation).", flag_values=v)
     shared_flags.define_training_flags(v, seeds_help="Seeds: one ensemble member per seed and arm.",
                                        epochs_help="Epochs of each arm (transfer: pretraining + fine-tuning).")
     shared_flags.define_backend_flags(v)
@@ -99,7 +103,7 @@ def _fit_locked(v: flags.FlagValues, out: Path, cache_dir: Path | None) -> None:
         settings = shared_flags.training_settings(v)
         seeds = settings.pop("seeds")
         config, found = plan_fit(v.simple, [float(x) for x in v.domain], v.measurements, v.inputs, v.outputs,
-                                 folds=v.folds, seeds=seeds, report=say, warn=warn, **settings,
+                                 folds=v.folds, fold_kind=v.fold_kind, seeds=seeds, report=say, warn=warn, **settings,
                                  **shared_flags.strategy_settings(v))
         folders.check_writable(out.parent, "--out", folders.estimated_run_bytes(config))
         if cache_dir is not None:

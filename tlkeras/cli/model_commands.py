@@ -23,7 +23,9 @@ outside the model's domain; evaluate on the very CSV the model was fitted on (th
 the scores are in-sample).
 
 predict writes every column of an --inputs CSV as the file has it (well IDs, notes, numbers as
-typed), in the file's column and row order, then `<output>_mean` and `<output>_sd` per output;
+typed), in the file's column and row order, then `<output>_mean`, `<output>_sd`, `<output>_lower`
+and `<output>_upper` per output (the calibrated prediction interval at --level, `fit.calibration`;
+with --raw, or for a model fitted without folds, mean and sd only);
 --nokeep_columns writes only the model's inputs (as a grid does). A column already named like a
 prediction column (`gfp_mean`) is refused, never dropped or duplicated. Files are written beside
 --out and renamed into place: a reader never sees half a file.
@@ -38,10 +40,11 @@ from pathlib import Path
 from absl import flags
 
 from tlkeras.cli.lifecycle import fail
+from tlkeras.results import intervals
 from tlkeras.storage import folders
 from tlkeras.systems.domains import Domain
 
-PREDICTED = ("mean", "sd")  # <output>_mean, <output>_sd
+PREDICTED = ("mean", "sd", "lower", "upper")  # <output>_mean, _sd, and (calibrated) _lower, _upper
 
 
 def define_predict(v: flags.FlagValues) -> None:
@@ -50,13 +53,18 @@ def define_predict(v: flags.FlagValues) -> None:
     flags.DEFINE_integer("grid", None, "Instead of --inputs: a regular grid of this many points per input "
                          "over the model's domain.", lower_bound=2, upper_bound=1_000_000, flag_values=v)
     flags.DEFINE_string("out", None, "CSV to write: the --inputs file's columns (see --keep_columns; a grid's "
-                        "points), then <output>_mean and <output>_sd. Never the --inputs file or in the --model "
-                        "folder, even with --overwrite.", flag_values=v)
+                        "points), then <output>_mean, _sd, _lower and _upper (--raw: _mean and _sd). Never the "
+                        "--inputs file or in the --model folder, even with --overwrite.", flag_values=v)
     flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file (never an input).", flag_values=v)
     flags.DEFINE_boolean("keep_columns", True, "With --inputs: write every column of the file (well IDs, notes, "
                          "as typed, in its order), then the predictions; --nokeep_columns: only the model's inputs. "
                          "A column named like a prediction column (gfp_mean) is refused: rename it, or "
                          "--nokeep_columns.", flag_values=v)
+    flags.DEFINE_float("level", 0.9, "Nominal level of the prediction intervals <output>_lower and <output>_upper "
+                       "(between 0 and 1): calibrated from the fit's folds (the model's report.md says how).",
+                       flag_values=v)
+    flags.DEFINE_boolean("raw", False, "Write only <output>_mean and <output>_sd (the ensemble's spread, not "
+                         "calibrated), as before calibrated intervals.", flag_values=v)
     define_arm_and_strict(v)
     for name in ("model", "out"):
         flags.mark_flag_as_required(name, flag_values=v)
@@ -82,6 +90,7 @@ def run_predict(v: flags.FlagValues) -> None:
     try:
         manifest = read_manifest(Path(v.model))
         check_arm(v, manifest)
+        calibrated = None if v.raw else check_level(v, manifest)
         check_out(v, manifest, out, {"--inputs": v.inputs}, "a CSV")
         if v.grid is not None:
             x, _ = grid_points(manifest["domain"], v.grid)
@@ -92,16 +101,58 @@ def run_predict(v: flags.FlagValues) -> None:
         folders.check_writable(out.resolve().parent, "--out")
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
+    if not v.raw and calibrated is None:
+        warnings.append(f"--model={v.model} has no calibration for the {v.arm or manifest['default_arm']} arm (fitted "
+                        "before calibrated intervals, or with --folds=0): writing mean and sd only; refit with --folds "
+                        "of at least 2 for <output>_lower and <output>_upper")
     for warning in [*warnings, outside_domain(x, manifest, "points")]:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
     ensemble = load_ensemble(v)
     mean, sd = call_model(ensemble, ensemble.predict, x)
-    header += [f"{name}_{kind}" for name in manifest["outputs"] for kind in PREDICTED]
-    rows = [[*row, *(repr(float(values[i, o])) for o in range(mean.shape[1]) for values in (mean, sd))]
+    columns = [mean, sd]
+    if calibrated is not None:
+        bands = load_intervals(v, manifest)
+        columns += call_model(ensemble, bands.interval, x, v.level)
+    kinds = PREDICTED if calibrated is not None else PREDICTED[:2]
+    header += [f"{name}_{kind}" for name in manifest["outputs"] for kind in kinds]
+    rows = [[*row, *(repr(float(values[i, o])) for o in range(mean.shape[1]) for values in columns)]
             for i, row in enumerate(cells)]
     write_csv(out, header, rows)
     print(f"wrote {out}: {len(x)} points, mean and sd over {len(ensemble.models)} {ensemble.arm} members")
+    if calibrated is not None:
+        print(f"lower, upper: {100 * v.level:g}% prediction interval for a new reading, {calibrated['method']} "
+              f"({calibrated['fold_kind']} {calibrated['folds']}-fold, {calibrated['rows']} rows); inside the measured "
+              f"region it covers at least {max(0.0, 100 * (2 * v.level - 1)):g}% (guaranteed), about "
+              f"{100 * v.level:g}% in practice; outside it, nothing is guaranteed (docs/intervals.md)")
+
+
+def check_level(v: flags.FlagValues, manifest: dict) -> dict | None:
+    """The arm's calibration summary (None: the model has none), once --level is known to be
+    allowed and the calibration has rows enough for it; ValueError (one line) otherwise."""
+    from tlkeras.results.intervals import CalibrationError, min_rows
+
+    try:
+        needed = min_rows(v.level)
+    except CalibrationError:
+        raise ValueError(f"--level={v.level:g} is not allowed: expected a number between 0 and 1 (e.g. 0.9)") from None
+    arm = v.arm or manifest["default_arm"]
+    calibrated = ((manifest.get("calibration") or {}).get("arms") or {}).get(arm)
+    if calibrated is not None and calibrated["rows"] < needed:
+        raise ValueError(f"--level={v.level:g} needs at least {needed} calibration rows (n >= 1/(1 - level) - 1); "
+                         f"the {arm} arm was calibrated on {calibrated['rows']}: give --level of at most "
+                         f"{calibrated['rows'] / (calibrated['rows'] + 1):.4g}, or fit on more rows")
+    return calibrated
+
+
+def load_intervals(v: flags.FlagValues, manifest: dict):
+    from tlkeras.core.errors import ModelFileError
+    from tlkeras.fit.calibration import load_intervals as load
+
+    try:
+        return load(Path(v.model), manifest, v.arm or manifest["default_arm"])
+    except ModelFileError as error:
+        fail(str(error))
 
 
 def define_evaluate(v: flags.FlagValues) -> None:
@@ -110,7 +161,11 @@ def define_evaluate(v: flags.FlagValues) -> None:
                         flag_values=v)
     flags.DEFINE_string("out", None, "Also write the scores to this JSON file. Never the --measurements file or in "
                         "the --model folder, even with --overwrite.", flag_values=v)
-    flags.DEFINE_boolean("overwrite", False, "Replace an existing --out file (never an input).", flag_values=v)
+    flags.DEFINE_string("figure", None, "Also draw the intervals' calibration (observed coverage against the "
+                        "nominal 50/80/90/95%, calibrated and raw, inside and outside the measured region) to this "
+                        "PNG file; the same rules as --out.", flag_values=v)
+    flags.DEFINE_boolean("overwrite", False, "Replace an existing --out or --figure file (never an input).",
+                         flag_values=v)
     define_arm_and_strict(v)
     for name in ("model", "measurements"):
         flags.mark_flag_as_required(name, flag_values=v)
@@ -126,12 +181,20 @@ def run_evaluate(v: flags.FlagValues) -> None:
     try:
         manifest = read_manifest(Path(v.model))
         check_arm(v, manifest)
-        if v.out:
-            check_out(v, manifest, Path(v.out), {"--measurements": v.measurements}, "a JSON")
+        for flag, path, kind in (("--out", v.out, "a JSON"), ("--figure", v.figure, "a PNG")):
+            if path:
+                check_out(v, manifest, Path(path), {"--measurements": v.measurements}, kind, flag)
+        if v.out and v.figure and folders.same_file(Path(v.out), Path(v.figure)):
+            raise ValueError(f"--figure={v.figure} is the --out file; give two different files")
         found = read_measurements(v.measurements, manifest["inputs"], manifest["outputs"])
         warnings = check_simple_model(v, manifest)
-        if v.out:
-            folders.check_writable(Path(v.out).resolve().parent, "--out")
+        for flag, path in (("--out", v.out), ("--figure", v.figure)):
+            if path:
+                folders.check_writable(Path(path).resolve().parent, flag)
+        arm = v.arm or manifest["default_arm"]
+        calibrated = ((manifest.get("calibration") or {}).get("arms") or {}).get(arm)
+        if calibrated is not None and calibrated["rows"] < intervals.min_rows(max(intervals.LEVELS)):
+            calibrated = None  # too few rows for every level: evaluate scores the raw intervals only
     except (ModelFileError, MeasurementError, folders.FolderError, ValueError) as error:
         fail(str(error))
     if found.sha256 == (manifest.get("measurements") or {}).get("sha256"):
@@ -140,23 +203,61 @@ def run_evaluate(v: flags.FlagValues) -> None:
     for warning in [*warnings, outside_domain(found.x, manifest, "rows")]:
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
+    if calibrated is None:
+        print(f"warning: --model={v.model} has no calibration for the {arm} arm (fitted before calibrated intervals, "
+              "with --folds=0, or on too few rows): only the raw intervals are scored", file=sys.stderr)
     ensemble = load_ensemble(v)
-    scores = call_model(ensemble, ensemble.evaluate, found.x, found.y)
+    bands = None
+    if calibrated is not None:
+        bands = call_model(ensemble, load_intervals(v, manifest).intervals, found.x, intervals.LEVELS)
+    scores = call_model(ensemble, ensemble.evaluate, found.x, found.y, bands)
     print(f"{found.rows} rows of {found.path}; {len(ensemble.models)} {ensemble.arm} members; coverage: "
           f"rows within mean ± 2 sd, sd with the noise estimate {', '.join(f'{s:.4g}' for s in ensemble.noise_sd)}")
-    print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}{'90% raw':>9}{'CRPS':>12}")
+    print(f"{'output':<14}{'rows':<18}{'n':>5}{'L1':>12}{'RMSE':>12}{'coverage':>10}{'90% raw':>9}{'90% cal':>9}"
+          f"{'width 90':>12}{'CRPS':>12}")
     for name, by_region in scores.items():
         for where, score in by_region.items():
             if score["rows"]:
+                cal = score.get("coverage_calibrated", {}).get("90")
+                width = score.get("width_90", score["width_90_raw"])
                 print(f"{name:<14}{where.replace('_', ' '):<18}{score['rows']:>5}{score['l1']:>12.4g}"
                       f"{score['rmse']:>12.4g}{score['coverage_2sd']:>10.1%}{score['coverage_raw']['90']:>9.1%}"
-                      f"{score['crps_raw']:>12.4g}")
-    print("90% raw: rows within the Gaussian 90% interval mean ± 1.645 sd (not calibrated); CRPS: of N(mean, sd^2), "
-          "lower is better; --out has coverage at 50/80/90/95%, the 90% width and interval score")
+                      f"{'n/a' if cal is None else format(cal, '.1%'):>9}{width:>12.4g}{score['crps_raw']:>12.4g}")
+    print("90% raw: rows within the Gaussian 90% interval mean ± 1.645 sd (not calibrated); 90% cal: within the "
+          "calibrated 90% interval (predict's lower, upper); width 90: the calibrated one's (raw without one); CRPS: "
+          "of N(mean, sd^2), lower is better; --out has 50/80/90/95%, widths and interval scores")
+    if v.figure:
+        _draw_calibration(Path(v.figure), scores, ensemble.arm, found.path)
+        print(f"wrote {v.figure}")
     if v.out:
         _write_text(Path(v.out), json.dumps(dict(model=str(v.model), measurements=str(found.path), sha256=found.sha256,
                                                arm=v.arm or manifest["default_arm"], scores=scores), indent=2) + "\n")
         print(f"wrote {v.out}")
+
+
+def _draw_calibration(path: Path, scores: dict, arm: str, measurements: Path) -> None:
+    """Observed against nominal coverage, pooled over outputs (rows-weighted), inside and outside."""
+    from tlkeras.results import plots
+
+    panels = {}
+    for where in ("inside_measured", "outside_measured"):
+        used = [by_region[where] for by_region in scores.values() if by_region[where]["rows"]]
+        if not used:
+            continue
+        total = sum(score["rows"] for score in used)
+        curves = {}
+        for kind in ("calibrated", "raw"):
+            if all(f"coverage_{kind}" in score for score in used):
+                curves[f"{arm} {kind}"] = [(level, sum(score[f"coverage_{kind}"][f"{100 * level:g}"] * score["rows"]
+                                                       for score in used) / total) for level in intervals.LEVELS]
+        panels[f"{where.replace('_', ' ')} region ({used[0]['rows']} rows)"] = curves
+
+    figure = plots.plot_calibration(path.parent / f".{path.name}.{os.getpid()}.png", panels,
+                                    f"prediction intervals of {arm} on {measurements.name}")
+    try:
+        _write_whole(path, lambda handle: handle.write(figure.read_bytes()), binary=True)
+    finally:
+        figure.unlink(missing_ok=True)
 
 
 def check_arm(v: flags.FlagValues, manifest: dict) -> None:
@@ -165,25 +266,26 @@ def check_arm(v: flags.FlagValues, manifest: dict) -> None:
         raise ValueError(f"--arm={v.arm!r} is not allowed: this model has {available}")
 
 
-def check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, str | None], kind: str) -> None:
-    """Refuse an --out that is an input (always, even with --overwrite), a folder, or an existing
-    file without --overwrite."""
+def check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, str | None], kind: str,
+              flag: str = "--out") -> None:
+    """Refuse an --out (or another file flag) that is an input (always, even with --overwrite), a
+    folder, or an existing file without --overwrite."""
     from tlkeras.systems import user
 
     model = Path(v.model)
     if folders.inside(out, model):
         where = "is the --model folder" if folders.resolved(out) == folders.resolved(model) else f"is inside the --model folder {model}"
-        raise ValueError(f"--out={out} {where}; give a file name outside it (it would overwrite the model)")
+        raise ValueError(f"{flag}={out} {where}; give a file name outside it (it would overwrite the model)")
     linked = folders.hard_link_in(out, model)
     if linked is not None:
-        raise ValueError(f"--out={out} is the --model folder's file {linked} (a link to it); give another file name "
+        raise ValueError(f"{flag}={out} is the --model folder's file {linked} (a link to it); give another file name "
                          "(it would be overwritten)")
-    for flag, path in inputs.items():
+    for input_flag, path in inputs.items():
         if path is not None and folders.same_file(out, Path(path)):
-            raise ValueError(f"--out={out} is the {flag} file; give another file name (it would be overwritten)")
+            raise ValueError(f"{flag}={out} is the {input_flag} file; give another file name (it would be overwritten)")
     fitted_on = (manifest.get("measurements") or {}).get("path")
     if fitted_on and folders.same_file(out, Path(fitted_on)):
-        raise ValueError(f"--out={out} is the CSV this model was fitted on; give another file name (it would be "
+        raise ValueError(f"{flag}={out} is the CSV this model was fitted on; give another file name (it would be "
                          "overwritten)")
     reference = (manifest.get("simple") or {}).get("reference")
     if reference and user.is_reference(reference):
@@ -192,12 +294,12 @@ def check_out(v: flags.FlagValues, manifest: dict, out: Path, inputs: dict[str, 
         except user.SystemReferenceError:
             source = None
         if source is not None and folders.same_file(out, source):
-            raise ValueError(f"--out={out} is the source of the simple model {reference}; give another file name "
+            raise ValueError(f"{flag}={out} is the source of the simple model {reference}; give another file name "
                              "(it would be overwritten)")
     if out.is_dir():
-        raise ValueError(f"--out={out} is a folder; give {kind} file name")
+        raise ValueError(f"{flag}={out} is a folder; give {kind} file name")
     if out.exists() and not v.overwrite:
-        raise ValueError(f"--out={out} already exists; give another file, or --overwrite")
+        raise ValueError(f"{flag}={out} already exists; give another file, or --overwrite")
 
 
 def read_points(path: Path, manifest: dict, keep_columns: bool) -> tuple:
@@ -318,12 +420,12 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     _write_whole(path, write)
 
 
-def _write_whole(path: Path, write) -> None:
+def _write_whole(path: Path, write, binary: bool = False) -> None:
     """Written beside `path` and renamed into place: a reader never sees half a file, and a stop
     or a full disk midway leaves no temporary behind."""
     temporary = path.parent / f".{path.name}.{os.getpid()}.partial"
     try:
-        with temporary.open("w", newline="") as handle:
+        with (temporary.open("wb") if binary else temporary.open("w", newline="")) as handle:
             write(handle)
         os.replace(temporary, path)
     except BaseException as error:

@@ -29,7 +29,7 @@ from tlkeras.core.vocabulary import (
 from tlkeras.systems import design_sets as design
 from tlkeras.systems import user as user_systems
 from tlkeras.systems.domains import Domain
-from tlkeras.systems.measurements import MEASURED  # the one "system" of a fit: the rows of a lab's CSV
+from tlkeras.systems.measurements import FOLD_KINDS, MEASURED  # MEASURED: the one "system" of a fit (a CSV)
 from tlkeras.systems.mechanistic import SystemParams, SystemSpec, system_name
 
 MAX_DIMENSION = 1024
@@ -100,6 +100,7 @@ class StudyConfig:
     measurement_outputs: tuple[str, ...] = ()
     measurements_sha256: str = ""
     folds: int = 0  # k of the k-fold cross-validation on the measurements (0: none)
+    fold_kind: str = "random"  # how rows are dealt to folds: "random", or "blocked" (shells towards the unmeasured domain)
     # Experiment 4 (where to measure next). A round trains its labs' `design_sets` (names
     # "<system>@<method>@r<replicate>", systems/design_sets.py), whose members predict at the lab's
     # candidates and targets for the next round's picks; the experiment's plan (config.json of an
@@ -414,6 +415,7 @@ class StudyConfig:
         _require(not set(self.measurement_inputs) & set(self.measurement_outputs), "measurement_outputs",
                  self.measurement_outputs, "columns that are not also inputs")
         _integer("folds", self.folds, 0, 100)
+        _require(self.fold_kind in FOLD_KINDS, "fold_kind", self.fold_kind, " or ".join(FOLD_KINDS))
         _require(self.folds != 1, "folds", self.folds, "0 (none) or at least 2")
         _require(self.folds <= self.volumes[0], "folds", self.folds,
                  f"at most the number of measurements ({self.volumes[0]})")

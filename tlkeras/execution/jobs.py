@@ -48,7 +48,7 @@ from tlkeras.strategies.base import Strategy
 from tlkeras.strategies.registry import chosen_settings, strategy_of_arm
 from tlkeras.strategies.selection import WISE_FT_MIXES, mix
 from tlkeras.systems import design_sets
-from tlkeras.systems.measurements import MEASURED, fold_index, heldout_rows, is_measured
+from tlkeras.systems.measurements import MEASURED, fold_index, heldout_rows, is_measured, training_rows_of
 
 
 class JobExecutor:
@@ -158,6 +158,12 @@ class JobExecutor:
             extra.update(rows=rows.tolist(), row_predictions=y_hat.tolist(),
                          l1_by_output=np.mean(np.abs(residuals), axis=0).tolist(),
                          rmse_by_output=np.sqrt(np.mean(residuals**2, axis=0)).tolist())
+            if fold_index(member.system) is not None:
+                # A fold member's error on the rows it trained on: the noise floor of its
+                # calibration's spread (fit.calibration), known without its held-out rows' labels.
+                _, x_train, y_train = training_rows_of(self.config, member.system)
+                fitted = np.asarray(model(x_train.astype(np.float32), training=False), np.float64)
+                extra["train_rmse_by_output"] = np.sqrt(np.mean((fitted - y_train) ** 2, axis=0)).tolist()
             if np.isnan(residuals).any() or not np.isfinite(losses).all():
                 raise ArithmeticError(f"training of {member.key} diverged (loss {losses[-1]}): try a smaller "
                                       "--learning_rate, or check the measurements' scale against the simple model's")

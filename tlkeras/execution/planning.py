@@ -18,7 +18,7 @@ def real_sets(config: StudyConfig) -> list[tuple[str, int]]:
         return [(name, volume) for volume in config.volumes for name in config.design_sets]
     if config.measurements:
         sets = [(config.systems[0], config.volumes[0])]
-        sizes = measurements.fold_sizes(measurements.of_config(config), config.folds)
+        sizes = measurements.fold_sizes(measurements.of_config(config), config.folds, config)
         sets += [(measurements.fold_name(k), config.volumes[0] - size) for k, size in enumerate(sizes)]
         return sets
     return [(system, volume) for volume in config.volumes for system in config.system_names()]

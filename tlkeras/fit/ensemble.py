@@ -86,12 +86,13 @@ class Ensemble:
         sd = predictions.std(axis=0, ddof=1) if len(self.models) > 1 else np.zeros(predictions.shape[1:])
         return predictions.mean(axis=0), sd
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray) -> dict:
+    def evaluate(self, x: np.ndarray, y: np.ndarray, calibrated: dict | None = None) -> dict:
         """Per output, over all rows and separately over those inside and outside the measured
         region: L1 and RMSE of the ensemble mean, and the share of rows inside mean ± 2 sd with the
         noise estimate added (sd_total^2 = sd_ensemble^2 + noise^2) and without it; the raw
         Gaussian intervals N(mean, sd_total^2) at 50, 80, 90 and 95%: their coverage, the 90%
-        interval's mean width and interval score, and the mean CRPS (`results.intervals`)."""
+        interval's mean width and interval score, and the mean CRPS (`results.intervals`); with
+        `calibrated` (level -> (lower, upper) at x, `fit.calibration`) the same of those intervals."""
         from tlkeras.results import intervals
 
         x = np.asarray(x, np.float64)
@@ -121,6 +122,16 @@ class Ensemble:
                         width_90_raw=float(np.mean(upper - lower)),
                         interval_score_90_raw=float(np.mean(intervals.interval_score(y_rows, lower, upper, 0.9))),
                         crps_raw=float(np.mean(intervals.crps_gaussian(y_rows, m, t))))
+                    if calibrated:
+                        cal = {level: (lower[rows, o], upper[rows, o]) for level, (lower, upper) in calibrated.items()}
+                        lower, upper = cal.get(0.9, (None, None))
+                        scores[name][where].update(
+                            coverage_calibrated={f"{100 * level:g}": intervals.coverage(y_rows, *cal[level])
+                                                 for level in cal})
+                        if lower is not None:
+                            scores[name][where].update(
+                                width_90=float(np.mean(upper - lower)),
+                                interval_score_90=float(np.mean(intervals.interval_score(y_rows, lower, upper, 0.9))))
         return scores
 
 

@@ -195,7 +195,8 @@ def run_fit(config: StudyConfig, out: Path, options, flags_text: str = "", comma
             sets = real_sets(config)
             directory.staging.move_files_into(directory.tensorboard, lambda folder: tracking.write_hparams_config(
                 folder, [name for name, _ in sets] + [config.simple_name],
-                [size for _, size in sets] + [config.pretrain_size], chosen=chosen_settings(config)))
+                [size for _, size in sets] + [config.pretrain_size], chosen=chosen_settings(config),
+                calibration=bool(config.folds)))
             records = SweepRunner(config, directory, options, processes).run()
             manifest = write_fit_report(directory, config, records, sessions, command, flags_text)
         (building / ".lock").unlink(missing_ok=True)

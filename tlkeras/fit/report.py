@@ -20,12 +20,21 @@ import numpy as np
 
 from tlkeras.core.config import StudyConfig
 from tlkeras.core.vocabulary import PRETRAIN
+from tlkeras.fit.calibration import (
+    CALIBRATION,
+    GUARANTEE,
+    METHOD,
+    METHOD_TEXT,
+    calibration_of,
+    out_of_fold_coverage,
+    summary,
+)
 from tlkeras.fit.ensemble import MANIFEST, Ensemble, grid_points
 from tlkeras.results import plots, tracking
 from tlkeras.runtime import faults, interrupts
 from tlkeras.storage.rundir import RunDir
 from tlkeras.strategies.registry import strategy_of_arm
-from tlkeras.systems.measurements import MEASURED, fold_index, of_config
+from tlkeras.systems.measurements import MEASURED, fold_index, of_config, row_folds
 
 SLICE_POINTS = 121
 MAX_PANELS = 8  # inputs (and outputs) drawn in the slices figure; the rest are in predict's reach
@@ -70,6 +79,7 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
                     key=lambda path: int(Path(path).stem.removeprefix("seed")))
         for arm in arms
     }
+    calibrations = _calibrations(config, records, arms, cv, noise)
     region = np.asarray(config.small_domain, np.float64).reshape(-1, 2)
     domain = np.stack(config.big_box.bounds(config.input_dimension), axis=1)
     manifest = dict(
@@ -82,28 +92,56 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         noise_sd_meaning="per arm: RMSE of its ensemble's cross-validated predictions (noise + model error)",
         simple=dict(reference=config.simple_system, sha256=config.simple_source),
         measurements=dict(path=config.measurements, sha256=config.measurements_sha256, rows=found.rows),
-        folds=config.folds, command=command, created=time.strftime("%Y-%m-%d %H:%M:%S"),
+        folds=config.folds, fold_kind=config.fold_kind,
+        calibration=dict(file=CALIBRATION, method=METHOD, meaning=METHOD_TEXT, guarantee=GUARANTEE,
+                         arms={arm: summary(c, outputs, config.fold_kind) for arm, c in calibrations.items()})
+        if calibrations else None,
+        command=command, created=time.strftime("%Y-%m-%d %H:%M:%S"),
         flags=[line for line in flags_text.splitlines() if line],  # rerun: tlkeras fit --flagfile=flags.txt
         config="config.json",
     )
+    checks = {arm: out_of_fold_coverage(c, found.y, _raw_sigma(c, noise[arm], outputs)) for arm, c in calibrations.items()}
     faults.point("report.figures")
     drawn: dict[str, Path] = {}
     run_dir.staging.write_folder(run_dir.figures, lambda folder: drawn.update(
-        _figures(run_dir, config, manifest, folder)))
+        _figures(run_dir, config, manifest, folder, checks)))
     figures = {tag: run_dir.figures / path.name for tag, path in drawn.items()}
     interrupts.check()
     run_dir.staging.write_folder(run_dir.tensorboard / "figures", lambda folder: tracking.write_figures(folder, figures))
     faults.point("report.tables")
     results = dict(
         cross_validation={arm: _jsonable(values, outputs) for arm, values in cv.items() if values},
+        calibration_check=checks,
         members=[{k: v for k, v in r.items() if k not in ("row_predictions", "rows", "point_errors")} for r in records],
         figures={tag: f"figures/{path.name}" for tag, path in figures.items()}, environment=sessions,
     )
     run_dir.staging.write_json(run_dir.path / "results.json", results)
+    if calibrations:
+        run_dir.staging.write_json(run_dir.path / CALIBRATION, calibrations)
+    if checks:
+        run_dir.staging.write_folder(run_dir.tensorboard / "calibration", lambda folder: tracking.write_calibration_runs(
+            folder, checks, found.rows))
     run_dir.staging.write_text(run_dir.path / "report.md", _markdown(config, manifest, cv, records, figures,
-                                                                     run_dir.preset_note()))
+                                                                     run_dir.preset_note(), checks))
     run_dir.staging.write_json(run_dir.path / MANIFEST, manifest)  # last: a manifest means a whole model
     return manifest
+
+
+def _calibrations(config: StudyConfig, records: list[dict], arms, cv: dict, noise: dict) -> dict:
+    """Every arm's calibration (`fit.calibration`), for arms with k-fold members."""
+    if not config.folds:
+        return {}
+    found = of_config(config)
+    row_fold = row_folds(config, found)
+    made = {arm: calibration_of(records, arm, found.y, row_fold) for arm in arms if cv.get(arm)}
+    return {arm: c for arm, c in made.items() if c is not None}
+
+
+def _raw_sigma(calibration: dict, noise: dict, outputs: list[str]) -> np.ndarray:
+    """The raw spread evaluate uses, at the out-of-fold predictions: sqrt(sd^2 + noise estimate^2)."""
+    tau = np.asarray(calibration["tau"])[np.asarray(calibration["row_fold"])]
+    spread_squared = np.asarray(calibration["oof_sigma"]) ** 2 - tau**2
+    return np.sqrt(np.maximum(spread_squared, 0) + np.asarray([noise[o] for o in outputs]) ** 2)
 
 
 def _jsonable(values: dict, outputs: list[str]) -> dict:
@@ -112,7 +150,7 @@ def _jsonable(values: dict, outputs: list[str]) -> dict:
 
 
 def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict], figures: dict,
-              preset_note: list[str]) -> str:
+              preset_note: list[str], checks: dict) -> str:
     outputs = manifest["outputs"]
     found = of_config(config)
     lines = [
@@ -157,6 +195,7 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
                       + "; ".join(f"{arm}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
                                   for arm, values in manifest["noise_sd"].items())]
         lines.append("")
+    lines += _calibration_lines(config, manifest, checks)
     fits = [r for r in records if r["system"] == MEASURED]
     if fits:
         lines += ["## Fit on all measurements (training error, optimistic)", "",
@@ -179,6 +218,37 @@ def _markdown(config: StudyConfig, manifest: dict, cv: dict, records: list[dict]
     return "\n".join(lines)
 
 
+def _calibration_lines(config: StudyConfig, manifest: dict, checks: dict) -> list[str]:
+    calibration = manifest.get("calibration")
+    if not calibration:
+        return ["## Prediction intervals", "",
+                "No calibration: it needs cross-validation (--folds of at least 2). `tlkeras predict` writes the",
+                "ensemble's mean and sd only.", ""]
+    lines = [
+        "## Prediction intervals (calibrated)", "",
+        f"`tlkeras predict` writes `<output>_lower` and `<output>_upper` at `--level` (default 0.9): "
+        f"{calibration['meaning']}, from the {config.fold_kind} {config.folds}-fold members "
+        f"(`{calibration['file']}`). An interval is for a new *reading* (noise included).",
+        f"Guarantee: {calibration['guarantee']}.", "",
+        "How they fare on your measured rows, each row's interval made without its own fold (split conformal",
+        "on the other folds' scores) beside the raw Gaussian interval mean ± z sqrt(sd² + noise²); observed",
+        "coverage (nominal in the header) and mean width, pooled over outputs:", "",
+        "| arm | " + " | ".join(f"{level}% calibrated | {level}% raw" for level in next(iter(checks.values()))) + " |",
+        "|---|" + "---|---|" * len(next(iter(checks.values()))),
+    ]
+    for arm, by_level in checks.items():
+        cells = []
+        for entry in by_level.values():
+            calibrated = "n/a" if entry["calibrated"] is None else \
+                f"{entry['calibrated']:.0%} (width {entry['calibrated_width']:.3g})"
+            cells += [calibrated, f"{entry['raw']:.0%} (width {entry['raw_width']:.3g})"]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines += ["", "Outside the measured region no row was measured: there the intervals widen with the ensembles'",
+              "spread, nothing is guaranteed, and only new readings there (`tlkeras evaluate`) say how they fare.",
+              "The figure `figures/fit_calibration.png` draws the table.", ""]
+    return lines
+
+
 def _training_line(config: StudyConfig, arm: str) -> str:
     strategy = strategy_of_arm(arm)
     if strategy is None:
@@ -188,17 +258,23 @@ def _training_line(config: StudyConfig, arm: str) -> str:
     return f"{arm} {epochs} {strategy.epoch_unit} {start}"
 
 
-def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path) -> dict[str, Path]:
-    """Slices of every arm's ensemble through the measured region's centre, and for two inputs
-    maps of the default arm's ensemble mean and spread."""
+def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path, checks: dict) -> dict[str, Path]:
+    """Slices of every arm's ensemble through the measured region's centre, for two inputs maps
+    of the default arm's ensemble mean and spread, and the intervals' out-of-fold calibration."""
     found = of_config(config)
+    figures = {}
+    if checks:
+        curves = {f"{arm} {kind}": [(float(level) / 100, entry[kind]) for level, entry in by_level.items()]
+                  for arm, by_level in checks.items() for kind in ("calibrated", "raw")}
+        figures["fit_calibration"] = plots.plot_calibration(
+            folder / "fit_calibration.png", {"measured rows, each judged without its fold": curves},
+            f"interval coverage of new readings where you measured ({config.fold_kind} {config.folds}-fold)")
     ensembles = {arm: Ensemble.from_files([run_dir.path / p for p in paths], manifest, arm)
                  for arm, paths in manifest["ensembles"].items() if paths}
     domain = np.asarray(manifest["domain"])
     region = np.asarray(manifest["measured_region"])
     centre = region.mean(axis=1)
     simple = _simple_function(config)
-    figures = {}
     slices = {}
     for i in range(min(config.input_dimension, MAX_PANELS)):
         axis = np.linspace(domain[i, 0], domain[i, 1], SLICE_POINTS)

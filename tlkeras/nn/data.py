@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlkeras.systems.domains import Domain
-from tlkeras.systems.measurements import fold_index, fold_of_rows, of_config
+from tlkeras.systems.measurements import training_rows_of
 
 __all__ = ["Domain", "evaluation_points", "make_dataset", "materialize", "sample_inputs", "sample_set",
            "sample_stream", "set_dataset", "stream_seed"]
@@ -157,10 +157,8 @@ def sample_stream(
 
 def training_rows(config, system: str) -> tuple[np.ndarray, np.ndarray]:
     """The rows a member of `system` trains on (all, or all but one fold), through tf.data."""
-    found = of_config(config)
-    k = fold_index(system)
-    keep = np.ones(found.rows, bool) if k is None else fold_of_rows(found.x, found.y, config.folds) != k
-    return materialize(measurement_dataset(found.x[keep], found.y[keep]))
+    _, x, y = training_rows_of(config, system)
+    return materialize(measurement_dataset(x, y))
 
 
 def measurement_dataset(x: np.ndarray, y: np.ndarray):

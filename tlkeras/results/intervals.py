@@ -99,8 +99,8 @@ def cv_plus_interval(fold_mean: np.ndarray, fold_sigma: np.ndarray, row_fold: np
     lower_rank = n + 1 - upper_rank  # floor(a (n + 1)) for the lower end, by symmetry
     mu = fold_mean[row_fold]  # [n, points, outputs]
     half = fold_sigma[row_fold] * scores[:, None, :]
-    lower = np.sort(mu - half, axis=0)[lower_rank - 1]
-    upper = np.sort(mu + half, axis=0)[upper_rank - 1]
+    lower = np.partition(mu - half, lower_rank - 1, axis=0)[lower_rank - 1]
+    upper = np.partition(mu + half, upper_rank - 1, axis=0)[upper_rank - 1]
     return lower, upper
 
 

@@ -364,3 +364,31 @@ def plot_design_picks(path: Path, domain: np.ndarray, region: np.ndarray, volume
         axis.axis("off")
     figure.suptitle(title, fontsize=9)
     return _save(figure, path)
+
+
+def plot_calibration(path: Path, panels: dict[str, dict[str, Sequence[tuple[float, float]]]], title: str) -> Path:
+    """Reliability of prediction intervals: observed coverage against the nominal level (both in
+    %), one panel per entry of `panels` (e.g. inside and outside the measured region), one line
+    per curve in it (e.g. calibrated and raw, per arm); the diagonal is an honest interval, below
+    it an over-confident one."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(6.4, 4.6 * len(panels)), 4.6), squeeze=False)
+    styles = {"calibrated": "-", "raw": "--"}
+    for axis, (name, curves) in zip(axes[0], panels.items()):
+        axis.plot([0, 100], [0, 100], color="grey", lw=1, zorder=0)
+        labels = sorted({label.split(" ")[0] for label in curves})
+        colors = arm_colors(labels)
+        for label, points in curves.items():
+            points = [(100 * n, 100 * o) for n, o in points if o is not None]
+            if not points:
+                continue
+            arm, _, kind = label.partition(" ")
+            axis.plot(*zip(*points), styles.get(kind, "-"), marker="o", color=colors[arm], label=label)
+        axis.set_xlim(40, 100)
+        axis.set_ylim(0, 100)
+        axis.set_xlabel("nominal level (%)")
+        axis.set_ylabel("observed coverage (%)")
+        axis.set_title(name, fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="lower right")
+    figure.suptitle(title, fontsize=10)
+    return _save(figure, path)

@@ -33,6 +33,9 @@ from tlkeras.core.vocabulary import ARMS
 from tlkeras.results.evaluation import ModelScore
 
 METRICS = ("eval/l1_mean", "eval/l1_var", "eval/l1_inside", "eval/l1_outside")
+# A fit's intervals on its measured rows, each judged without its fold (`fit.calibration.out_of_fold_coverage`).
+CALIBRATION_METRICS = ("calibration/coverage_90", "calibration/coverage_90_raw", "calibration/width_90",
+                       "calibration/width_90_raw")
 
 
 def has_event_files(folder: Path) -> bool:
@@ -40,9 +43,11 @@ def has_event_files(folder: Path) -> bool:
 
 
 def write_hparams_config(folder: Path, systems: Sequence[str], volumes: Sequence[int],
-                         arms: Sequence[str] = ARMS, chosen: dict[str, Sequence[float]] | None = None) -> None:
+                         arms: Sequence[str] = ARMS, chosen: dict[str, Sequence[float]] | None = None,
+                         calibration: bool = False) -> None:
     """The hparams dashboard's columns: arm, system, volume, seed, what the strategies choose per
-    model (`chosen`: name -> the values chosen from; `strategies.chosen_settings`); the L1 metrics."""
+    model (`chosen`: name -> the values chosen from; `strategies.chosen_settings`); the L1 metrics,
+    and with `calibration` (a fit's) the intervals' coverage and width (`write_calibration_runs`)."""
     writer = tf.summary.create_file_writer(str(folder))
     with writer.as_default():
         hp.hparams_config(
@@ -54,7 +59,8 @@ def write_hparams_config(folder: Path, systems: Sequence[str], volumes: Sequence
                 *[hp.HParam(name, hp.Discrete(sorted({float(v) for v in values})))
                   for name, values in (chosen or {}).items()],
             ],
-            metrics=[hp.Metric(name, display_name=name.split("/")[1]) for name in METRICS],
+            metrics=[hp.Metric(name, display_name=name.split("/")[1])
+                     for name in METRICS + (CALIBRATION_METRICS if calibration else ())],
         )
     writer.close()
 
@@ -188,3 +194,24 @@ def write_figures(folder: Path, figures: dict[str, Path]) -> None:
             image = tf.io.decode_png(tf.io.read_file(str(path)), channels=4)
             tf.summary.image(f"figures/{tag}", image[tf.newaxis], step=0)
     writer.close()
+
+
+def write_calibration_runs(folder: Path, checks: dict[str, dict], rows: int) -> None:
+    """One run per arm of a fit under `folder`: an hparams row (arm, system, volume = rows) with
+    its 90% intervals' out-of-fold coverage and width, calibrated and raw, as metrics, and every
+    level's coverage as `calibration/coverage` with the nominal level in percent as the step."""
+    now = time.time()
+    for arm, by_level in checks.items():
+        run = Path(folder) / arm
+        at_90 = by_level.get("90") or {}
+        values = {"calibration/coverage_90": at_90.get("calibrated"), "calibration/coverage_90_raw": at_90.get("raw"),
+                  "calibration/width_90": at_90.get("calibrated_width"), "calibration/width_90_raw": at_90.get("raw_width")}
+        hparams = {"arm": arm, "system": "measurements", "volume": int(rows)}
+        events = [event_pb2.Event(wall_time=now, step=0, summary=hp_summary.hparams_pb(
+            hparams, trial_id=f"calibration/{arm}")),
+            event_pb2.Event(wall_time=now, step=0, summary=summary_pb2.Summary(value=[
+                _scalar_value(tag, value) for tag, value in values.items() if value is not None]))]
+        _write_event_file(run, events, ".calibration", now)
+        _write_scalar_tags(run, {f"calibration/coverage_{kind}": [
+            (int(round(float(level))), entry[key]) for level, entry in by_level.items() if entry[key] is not None]
+            for kind, key in (("calibrated", "calibrated"), ("raw", "raw"))}, suffix=".levels")

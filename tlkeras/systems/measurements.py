@@ -31,6 +31,7 @@ MEASURED = "measurements"
 FOLD_PREFIX = MEASURED + "-fold"
 LARGEST_VALUE = 1e30  # beyond this, squared errors overflow float32 during training
 FOLD_SEED = 0x5F01D
+FOLD_KINDS = ("random", "blocked")  # how rows are dealt to cross-validation folds (`row_folds`)
 
 
 class MeasurementError(ValueError):
@@ -208,11 +209,53 @@ def fold_of_rows(x: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
     return fold
 
 
-def fold_sizes(found: "Measurements", folds: int) -> list[int]:
-    """Rows per fold (`fold_of_rows`); none without cross-validation (folds = 0)."""
+def blocked_fold_of_rows(x: np.ndarray, y: np.ndarray, folds: int, region: Domain, domain: Domain) -> np.ndarray:
+    """The fold of every row when folds are blocks towards the unmeasured domain: rows ranked by
+    how far each lies towards the sides where `domain` extends beyond the measured `region` (as
+    `strategies.selection.extrapolation_band`: fractions of the region's width; where the domain
+    extends nowhere, towards the region's edges), ties by row, then cut into k shells of (nearly)
+    equal size, the outermost first: fold 1's held-out rows are the measured rows nearest to where
+    the model must extrapolate, so its out-of-fold errors look like extrapolation (Roberts et al.,
+    Ecography 2017, blocked cross-validation). Copies of a row share its fold."""
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    d = x.shape[1]
+    low, high = region.bounds(d)
+    big_low, big_high = domain.bounds(d)
+    width = np.where(high > low, high - low, 1.0)
+    towards = np.concatenate([np.where(big_high > high, (x - low) / width, -np.inf),
+                              np.where(big_low < low, (high - x) / width, -np.inf)], axis=1)
+    score = np.max(towards, axis=1)
+    if not np.isfinite(score).any():  # measured everywhere: towards the edges
+        score = np.max(np.abs(x - (low + high) / 2) / width, axis=1)
+    values = np.concatenate([x, np.asarray(y, np.float64).reshape(len(x), -1)], axis=1)
+    _, group = np.unique(values, axis=0, return_inverse=True)
+    group = np.asarray(group).ravel()
+    order = np.argsort(-score, kind="stable")
+    fold = np.empty(len(x), np.int64)
+    of_group: dict[int, int] = {}
+    placed = 0
+    for row in order:
+        if group[row] not in of_group:
+            of_group[group[row]] = min(folds - 1, placed * folds // len(x))
+        fold[row] = of_group[group[row]]
+        placed += 1
+    return fold
+
+
+def row_folds(config, found: "Measurements | None" = None) -> np.ndarray:
+    """The fold of every measured row of a fit (`config.folds` of `config.fold_kind`)."""
+    found = found or of_config(config)
+    if getattr(config, "fold_kind", "random") == "blocked":
+        return blocked_fold_of_rows(found.x, found.y, config.folds, config.small_box, config.big_box)
+    return fold_of_rows(found.x, found.y, config.folds)
+
+
+def fold_sizes(found: "Measurements", folds: int, config=None) -> list[int]:
+    """Rows per fold (`row_folds`); none without cross-validation (folds = 0)."""
     if folds < 1:
         return []
-    return np.bincount(fold_of_rows(found.x, found.y, folds), minlength=folds).tolist()
+    assigned = row_folds(config, found) if config is not None else fold_of_rows(found.x, found.y, folds)
+    return np.bincount(assigned, minlength=folds).tolist()
 
 
 def duplicate_rows(found: "Measurements") -> int:
@@ -286,7 +329,13 @@ def heldout_rows(config, system: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     whole set, every row (its fit)."""
     found = of_config(config)
     k = fold_index(system)
-    rows = np.arange(found.rows) if k is None else np.flatnonzero(fold_of_rows(found.x, found.y, config.folds) == k)
+    rows = np.arange(found.rows) if k is None else np.flatnonzero(row_folds(config, found) == k)
     return rows, found.x[rows], found.y[rows]
 
 
+def training_rows_of(config, system: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row indices, x, y) a member of `system` trains on: every row, or all but its fold's."""
+    found = of_config(config)
+    k = fold_index(system)
+    rows = np.arange(found.rows) if k is None else np.flatnonzero(row_folds(config, found) != k)
+    return rows, found.x[rows], found.y[rows]
