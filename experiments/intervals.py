@@ -74,21 +74,30 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+KINDS = ("raw", "calibrated", "final_split")
+
+
 def scores(ensemble, bands, x, target, inside) -> dict:
-    """Coverage at every level (raw and calibrated), 90% widths and excess, inside and outside."""
+    """Coverage at every level, 90% widths and excess, inside and outside, of the raw Gaussian
+    intervals, the calibrated ones (CV+, what predict writes) and, for comparison, `final_split`:
+    the final ensemble's mean -/+ q sqrt(sd^2 + tau^2), q the same out-of-fold scores' quantile
+    (the final models saw every row: no guarantee, but they are better models than the folds')."""
     mean, sd = ensemble.predict(x)
     sigma = np.sqrt(sd**2 + ensemble.noise_sd**2)
-    calibrated = bands.intervals(x, intervals.LEVELS)
+    made = {"raw": {level: intervals.gaussian_interval(mean, sigma, level) for level in intervals.LEVELS},
+            "calibrated": bands.intervals(x, intervals.LEVELS)}
+    tau = np.sqrt(np.mean(bands.tau**2, axis=0))
+    made["final_split"] = {level: intervals.split_interval(mean, np.sqrt(sd**2 + tau**2), bands.scores, level)
+                           for level in intervals.LEVELS}
     found = {}
     for where, rows in (("inside", inside), ("outside", ~inside)):
         entry = {}
-        for kind in ("raw", "calibrated"):
+        for kind in KINDS:
             by_level = {}
             for level in intervals.LEVELS:
-                lower, upper = (intervals.gaussian_interval(mean, sigma, level) if kind == "raw"
-                                else calibrated[level])
+                lower, upper = made[kind][level]
                 by_level[f"{100 * level:g}"] = intervals.coverage(target[rows], lower[rows], upper[rows])
-            lower, upper = intervals.gaussian_interval(mean, sigma, 0.9) if kind == "raw" else calibrated[0.9]
+            lower, upper = made[kind][0.9]
             centre, half = (lower + upper) / 2, (upper - lower) / 2
             needed = np.quantile(np.abs(target[rows] - centre[rows]) / half[rows], 0.9)
             entry[kind] = dict(coverage=by_level, width_90=float(np.mean(upper[rows] - lower[rows])),
@@ -145,14 +154,18 @@ def summary(records: list[dict]) -> str:
     lines = ["# Calibrated intervals on the study's systems", "",
              "Coverage of the 90% intervals (mean over draws, min..max), their mean width and excess (times wider than",
              "the same-shaped interval covering exactly 90%), inside and outside the measured region; *truth*: the",
-             "noise-free response on a grid of the big domain; *readings*: fresh noisy readings there.", ""]
+             "noise-free response on a grid of the big domain; *readings*: fresh noisy readings there. *raw*: mean ±",
+             "1.645 sqrt(sd² + noise estimate²); *CV+*: the calibrated interval `tlkeras predict` writes; *final*: the",
+             "final ensemble ± the same scores' quantile (for comparison).", ""]
     keys = sorted({(r["fold_kind"], r["system"], r["volume"]) for r in records},
                   key=lambda k: (k[0], SYSTEMS.index(k[1]) if k[1] in SYSTEMS else 99, k[2]))
+    names = {"raw": "raw", "calibrated": "CV+", "final_split": "final"}
     for target in ("truth", "readings"):
         lines += [f"## Against the {target}", "",
-                  "| folds | system | N | arm | draws | inside raw | inside calibrated | width in raw / cal | "
-                  "excess in cal | outside raw | outside calibrated | width out raw / cal |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| folds | system | N | arm | draws | " + " | ".join(f"in {names[k]}" for k in KINDS)
+                  + " | excess in CV+ / final | " + " | ".join(f"out {names[k]}" for k in KINDS)
+                  + " | width in raw / CV+ / final | width out raw / CV+ / final |",
+                  "|---|---|---|---|---|" + "---|" * (2 * len(KINDS) + 3)]
         for kind, system, volume in keys:
             group = [r for r in records if (r["fold_kind"], r["system"], r["volume"]) == (kind, system, volume)]
             for arm in ARMS:
@@ -164,13 +177,14 @@ def summary(records: list[dict]) -> str:
                     v = values(where, which)
                     return f"{v.mean():.0%} ({v.min():.0%}..{v.max():.0%})"
 
-                def width(where):
-                    return f"{values(where, 'raw', 'width_90').mean():.3g} / {values(where, 'calibrated', 'width_90').mean():.3g}"
+                def widths(where):
+                    return " / ".join(f"{values(where, k, 'width_90').mean():.3g}" for k in KINDS)
 
-                lines.append(f"| {kind} | {system} | {volume} | {arm} | {len(group)} | {cov('inside', 'raw')} | "
-                             f"{cov('inside', 'calibrated')} | {width('inside')} | "
-                             f"{values('inside', 'calibrated', 'excess_90').mean():.2f} | {cov('outside', 'raw')} | "
-                             f"{cov('outside', 'calibrated')} | {width('outside')} |")
+                excess = " / ".join(f"{values('inside', k, 'excess_90').mean():.2f}" for k in KINDS[1:])
+                lines.append(f"| {kind} | {system} | {volume} | {arm} | {len(group)} | "
+                             + " | ".join(cov("inside", k) for k in KINDS) + f" | {excess} | "
+                             + " | ".join(cov("outside", k) for k in KINDS) + f" | {widths('inside')} | "
+                             f"{widths('outside')} |")
         lines.append("")
     return "\n".join(lines)
 

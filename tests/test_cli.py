@@ -119,9 +119,12 @@ def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fit
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "pred.csv") as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
+    assert list(table[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "gfp_lower", "gfp_upper", "rfp_mean", "rfp_sd",
+                              "rfp_lower", "rfp_upper"]
     assert len(table) == 2500 and sorted({float(r["aTc"]) for r in table}) == np.linspace(0, 100, 50).tolist()
     assert all(float(r["gfp_sd"]) >= 0 for r in table)
+    assert all(float(r[f"{o}_lower"]) < float(r[f"{o}_upper"]) for r in table for o in ("gfp", "rfp"))
+    assert "90% prediction interval for a new reading, cv_plus_normalised (random 5-fold, 300 rows)" in result.stdout
     points = tmp_path / "points.csv"
     points.write_text("IPTG,aTc\n10,5\n2000,50\n")
     result = tlkeras("predict", f"--model={out}", f"--inputs={points}", f"--out={tmp_path / 'p.csv'}",

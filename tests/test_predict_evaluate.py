@@ -170,16 +170,18 @@ def test_predict_carries_the_columns_of_the_inputs_file_and_nokeep_columns_drops
     result = tlkeras("predict", f"--model={fitted}", f"--inputs={points}", f"--out={out}")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     rows = list(csv.reader(out.read_text().splitlines()))
-    assert rows[0] == ["well", "IPTG", "note", "aTc", "volume_ul", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
+    assert rows[0] == ["well", "IPTG", "note", "aTc", "volume_ul", "gfp_mean", "gfp_sd", "gfp_lower", "gfp_upper",
+                       "rfp_mean", "rfp_sd", "rfp_lower", "rfp_upper"]
     assert [row[:5] for row in rows[1:]] == [["B7/plate2", "10", "dim, redo", "5", "1.50"],
                                              ["A1/plate2", "200", "", "20.0", "2e1"],
                                              ["C3/plate2", "0", "ok", "0", "40"]]  # as typed, in order
-    assert all(float(row[6]) >= 0 and float(row[8]) >= 0 for row in rows[1:])
+    assert all(float(row[6]) >= 0 and float(row[10]) >= 0 for row in rows[1:])
     plain = tmp_path / "plain.csv"
     result = tlkeras("predict", f"--model={fitted}", f"--inputs={points}", f"--out={plain}", "--nokeep_columns")
     assert result.returncode == 0, result.stderr
     table = list(csv.reader(plain.read_text().splitlines()))
-    assert table[0] == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
+    assert table[0] == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "gfp_lower", "gfp_upper", "rfp_mean", "rfp_sd",
+                        "rfp_lower", "rfp_upper"]
     assert [row[:2] for row in table[1:]] == [["5.0", "10.0"], ["20.0", "200.0"], ["0.0", "0.0"]]
     assert [row[2:] for row in table[1:]] == [row[5:] for row in rows[1:]]  # the same predictions, in order
     clash = tmp_path / "clash.csv"
