@@ -94,7 +94,8 @@ def test_the_calibrated_90_interval_covers_85_to_95_percent_of_fresh_readings_in
     assert "90% cal" in result.stdout
 
 
-def test_predict_writes_the_interval_at_level_and_raw_keeps_mean_and_sd(fitted, tmp_path):
+def test_predict_writes_the_interval_at_level_nested_and_widening_outside(fitted, tmp_path):
+    """(--raw: test_predict_evaluate's --nokeep_columns run.)"""
     points = tmp_path / "points.csv"
     points.write_text("aTc,IPTG\n10,100\n40,400\n90,900\n")
 
@@ -114,9 +115,6 @@ def test_predict_writes_the_interval_at_level_and_raw_keeps_mean_and_sd(fitted, 
             wide["gfp_upper"])
     width = [float(r["rfp_upper"]) - float(r["rfp_lower"]) for r in at_90]
     assert width[2] > width[0]  # far outside the measured range the interval widens with the spread
-    raw, said_raw = predicted("--raw")
-    assert list(raw[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
-    assert "interval" not in said_raw and [r["gfp_sd"] for r in raw] == [r["gfp_sd"] for r in at_90]
 
 
 def test_bad_levels_and_too_few_rows_are_one_line_errors_before_any_work(fitted, tmp_path):

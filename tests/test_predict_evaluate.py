@@ -177,13 +177,14 @@ def test_predict_carries_the_columns_of_the_inputs_file_and_nokeep_columns_drops
                                              ["C3/plate2", "0", "ok", "0", "40"]]  # as typed, in order
     assert all(float(row[6]) >= 0 and float(row[10]) >= 0 for row in rows[1:])
     plain = tmp_path / "plain.csv"
-    result = tlkeras("predict", f"--model={fitted}", f"--inputs={points}", f"--out={plain}", "--nokeep_columns")
+    result = tlkeras("predict", f"--model={fitted}", f"--inputs={points}", f"--out={plain}", "--nokeep_columns",
+                     "--raw")
     assert result.returncode == 0, result.stderr
+    assert "interval" not in result.stdout  # --raw: the spread alone, as before calibrated intervals
     table = list(csv.reader(plain.read_text().splitlines()))
-    assert table[0] == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "gfp_lower", "gfp_upper", "rfp_mean", "rfp_sd",
-                        "rfp_lower", "rfp_upper"]
+    assert table[0] == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "rfp_mean", "rfp_sd"]
     assert [row[:2] for row in table[1:]] == [["5.0", "10.0"], ["20.0", "200.0"], ["0.0", "0.0"]]
-    assert [row[2:] for row in table[1:]] == [row[5:] for row in rows[1:]]  # the same predictions, in order
+    assert [row[2:] for row in table[1:]] == [row[5:7] + row[9:11] for row in rows[1:]]  # the same, in order
     clash = tmp_path / "clash.csv"
     clash.write_text("well,aTc,IPTG,gfp_mean\nA1,5,10,123\n")
     one_error(tlkeras("predict", f"--model={fitted}", f"--inputs={clash}", f"--out={tmp_path / 'c.csv'}"),
