@@ -74,14 +74,15 @@ def write_csv(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-KINDS = ("raw", "calibrated", "final_split")
+KINDS = ("raw", "calibrated", "final_split", "spread")
 
 
 def scores(ensemble, bands, x, target, inside) -> dict:
     """Coverage at every level, 90% widths and excess, inside and outside, of the raw Gaussian
     intervals, the calibrated ones (CV+, what predict writes) and, for comparison, `final_split`:
     the final ensemble's mean -/+ q sqrt(sd^2 + tau^2), q the same out-of-fold scores' quantile
-    (the final models saw every row: no guarantee, but they are better models than the folds')."""
+    (the final models saw every row: no guarantee, but they are better models than the folds');
+    `spread`: mean -/+ z sd, the members' spread alone (no noise), a band for the response itself."""
     mean, sd = ensemble.predict(x)
     sigma = np.sqrt(sd**2 + ensemble.noise_sd**2)
     made = {"raw": {level: intervals.gaussian_interval(mean, sigma, level) for level in intervals.LEVELS},
@@ -89,6 +90,9 @@ def scores(ensemble, bands, x, target, inside) -> dict:
     tau = np.sqrt(np.mean(bands.tau**2, axis=0))
     made["final_split"] = {level: intervals.split_interval(mean, np.sqrt(sd**2 + tau**2), bands.scores, level)
                            for level in intervals.LEVELS}
+    # The members' spread alone, as a band for the noise-free response (README's old ±2 sd).
+    made["spread"] = {level: intervals.gaussian_interval(mean, np.maximum(sd, 1e-12), level)
+                      for level in intervals.LEVELS}
     found = {}
     for where, rows in (("inside", inside), ("outside", ~inside)):
         entry = {}
@@ -156,15 +160,16 @@ def summary(records: list[dict]) -> str:
              "the same-shaped interval covering exactly 90%), inside and outside the measured region; *truth*: the",
              "noise-free response on a grid of the big domain; *readings*: fresh noisy readings there. *raw*: mean ±",
              "1.645 sqrt(sd² + noise estimate²); *CV+*: the calibrated interval `tlkeras predict` writes; *final*: the",
-             "final ensemble ± the same scores' quantile (for comparison).", ""]
+             "final ensemble ± the same scores' quantile (for comparison); *spread*: mean ± 1.645 sd, the members'",
+             "spread alone (a band for the response itself, not for a reading).", ""]
     keys = sorted({(r["fold_kind"], r["system"], r["volume"]) for r in records},
                   key=lambda k: (k[0], SYSTEMS.index(k[1]) if k[1] in SYSTEMS else 99, k[2]))
-    names = {"raw": "raw", "calibrated": "CV+", "final_split": "final"}
+    names = {"raw": "raw", "calibrated": "CV+", "final_split": "final", "spread": "spread"}
     for target in ("truth", "readings"):
         lines += [f"## Against the {target}", "",
                   "| folds | system | N | arm | draws | " + " | ".join(f"in {names[k]}" for k in KINDS)
-                  + " | excess in CV+ / final | " + " | ".join(f"out {names[k]}" for k in KINDS)
-                  + " | width in raw / CV+ / final | width out raw / CV+ / final |",
+                  + " | excess in CV+ / final / spread | " + " | ".join(f"out {names[k]}" for k in KINDS)
+                  + " | width in " + " / ".join(names[k] for k in KINDS) + " | width out |",
                   "|---|---|---|---|---|" + "---|" * (2 * len(KINDS) + 3)]
         for kind, system, volume in keys:
             group = [r for r in records if (r["fold_kind"], r["system"], r["volume"]) == (kind, system, volume)]
