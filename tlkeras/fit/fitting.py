@@ -59,12 +59,14 @@ def plan_fit(
     folds: int = 5,
     report: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    builtin_simple: bool = False,
     **protocol,
 ) -> tuple[StudyConfig, Measurements]:
     """The config of a fit and its validated measurements; raises ConfigError (g, the domain or a
     protocol value) or MeasurementError (the CSV), each one line, before any work. `report` is
     told before g is imported and probed; `warn`, of anything in the data that is allowed but
-    probably a mistake (`measurements.suspicious`)."""
+    probably a mistake (`measurements.suspicious`). `builtin_simple`: g may also be a built-in
+    system name (the study drivers' calibrated-interval check fits their own simple system)."""
     inputs, outputs = tuple(inputs), tuple(outputs)
     if not inputs or not outputs:
         raise ConfigError("inputs and outputs each need at least one column name")
@@ -79,11 +81,11 @@ def plan_fit(
     base = StudyConfig(simple_system=simple, systems=(MEASURED,), num_inputs=len(inputs),
                        big_domain=tuple(float(v) for v in domain), small_domain=tuple(float(v) for v in domain),
                        arms=(TRANSFER_ARM, "baseline"), **protocol)
-    if not user_systems.is_reference(simple):
+    if not user_systems.is_reference(simple) and not builtin_simple:
         raise ConfigError(f"simple={simple!r} is not allowed: expected your model as path/to/file.py:g or module:g")
     config = resolve_user_systems(base, report)
-    if config.num_outputs != len(outputs):
-        raise ConfigError(f"{simple} returns {config.num_outputs} outputs, but {len(outputs)} output columns "
+    if config.output_dimension != len(outputs):
+        raise ConfigError(f"{simple} returns {config.output_dimension} outputs, but {len(outputs)} output columns "
                           f"are named ({','.join(outputs)})")
     if folds > config.batch_size:
         needed, reason = folds, f" (--folds={folds}: at least one row per fold)"
