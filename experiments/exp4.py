@@ -25,7 +25,8 @@ from tlkeras.cli.flags import require_distinct_positive, require_names
 from tlkeras.design.methods import METHODS
 
 define_flags(Path(__file__).resolve().parents[1] / "logs", volumes_default=None, presets={
-    "quick": {"replicates": 3, "rounds": 2, "start": 20, "batch": 20, "candidates": 200, "targets": 100}})
+    "quick": {"replicates": 3, "rounds": 2, "start": 20, "batch": 20, "candidates": 200, "targets": 100}},
+    interval_check=False)
 FLAGS.set_default("arms", ["transfer", "baseline"])
 FLAGS.set_default("seeds", ["0", "1", "2", "3", "4"])
 flags.DEFINE_list("hill_n", ["2", "3"], "Hill orders n of the real systems (each > 0).")

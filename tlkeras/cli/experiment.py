@@ -46,12 +46,20 @@ _PRESETS: dict[str, dict] = {}  # the driver's own flags' values per preset
 
 
 def define_flags(logdir_default: Path, volumes_default: list[str] | None,
-                 strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,), presets: dict[str, dict] | None = None) -> None:
+                 strategies_default: tuple[str, ...] = (FINE_TUNE_ALL,), presets: dict[str, dict] | None = None,
+                 interval_check: bool = True) -> None:
     """The protocol flags common to the experiments, on absl's global FLAGS; `logdir_default`:
-    where runs go without --logdir; `presets`: values of the driver's own flags per --preset."""
+    where runs go without --logdir; `presets`: values of the driver's own flags per --preset;
+    `interval_check`: the driver has --interval_replicates (not Experiment 4's rounds)."""
     _LOGS["default"] = Path(logdir_default)
     _PRESETS.update(presets or {})
     shared_flags.define_protocol_flags(FLAGS, volumes_default, strategies_default)
+    if interval_check:
+        flags.DEFINE_integer("interval_replicates", 0, "Also measure the calibrated intervals tlkeras fit writes: per "
+                             "real system and volume, this many data sets, each fitted as tlkeras fit does (5 folds, "
+                             "this run's protocol; its own pretraining, cached) and scored against the truth "
+                             "(results.md's 'Calibrated intervals' section; docs/intervals.md). 0: not measured.",
+                             lower_bound=0, upper_bound=1000, flag_values=FLAGS)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -94,7 +102,8 @@ def real_systems(hill_n: list[str], hill_n_given: bool, phosphorylation: bool | 
 
 def recorded_names(driver_flags: list[str]) -> list[str]:
     """Every flag that determines a run's results: the shared ones and the driver's own."""
-    return [f.name for f in FLAGS.get_flags_for_module(shared_flags.__name__)] + list(driver_flags)
+    own = [name for name in ("interval_replicates",) if name in FLAGS]
+    return [f.name for f in FLAGS.get_flags_for_module(shared_flags.__name__)] + own + list(driver_flags)
 
 
 def run(experiment: str, argv: list[str], systems: list[str], volumes: list[int], driver_flags: list[str],
@@ -180,10 +189,26 @@ def _run_started(experiment: str, config, logs: Path, resume_dir: Path | None, c
             run_design_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
         else:
             run_study(config, run_dir, options, resume=resume_dir is not None, processes=workers.processes)
+            if "interval_replicates" in FLAGS and FLAGS.interval_replicates:
+                _check_intervals(config, run_dir, options, workers.processes, FLAGS.interval_replicates)
 
     run_to_end(work, kept=f"; finished members are kept. Resume with:\n  {resume_line}",
                refused=(ModelFileError, RunDirError), refused_note=f" (run directory: {run_dir})")
     say(f"done. Browse: {command_line('tensorboard', '--logdir', run_dir / 'tensorboard')}")
+
+
+def _check_intervals(config, run_dir: Path, options, processes, replicates: int) -> None:
+    """--interval_replicates: the calibrated intervals of a fit on one data set per replicate,
+    added to results.md (`fit.interval_check.study_checks`)."""
+    from tlkeras.fit.interval_check import study_checks, with_section
+    from tlkeras.storage.rundir import RunDir
+
+    cells = len(config.system_names()) * len(config.volumes) * replicates
+    say(f"intervals: {cells} data sets to fit and score ({replicates} per real system and volume)")
+    section = study_checks(config, run_dir, options, processes, replicates, report=say)
+    results = run_dir / "results.md"
+    RunDir(run_dir).staging.write_text(results, with_section(results.read_text(), section))
+    say(f"intervals: results.md's '{section[0].removeprefix('## ')}' section")
 
 
 def _resume_target(experiment_logs: Path) -> Path | None:

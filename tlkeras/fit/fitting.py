@@ -104,6 +104,7 @@ def plan_fit(
         with_normalisation(config), measurements=str(Path(measurements_path).resolve()),
         measurement_inputs=inputs, measurement_outputs=outputs, measurements_sha256=found.sha256,
         volumes=(found.rows,), folds=folds, small_domain=region,
+        num_outputs=config.output_dimension,  # a built-in g's (one per eta value) made explicit
     )
     return config.validate(), found
 

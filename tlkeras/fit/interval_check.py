@@ -181,3 +181,55 @@ def summary_markdown(records: list[dict], order: Sequence[str] = STUDY_SYSTEMS) 
                              f"{widths('outside')} |")
         lines.append("")
     return lines
+
+
+# The study drivers' check (--interval_replicates) --------------------------------------------
+STUDY_PROTOCOL = ("eta", "theta", "y_tot", "seeds", "epochs", "pretrain_epochs", "pretrain_size", "width", "depth",
+                  "activation", "learning_rate", "batch_size", "synthetic_noise")
+SECTION = "## Calibrated intervals, one data set per replicate"
+FOLDS = 5
+
+
+def study_checks(config, run_dir: Path, options, processes, replicates: int, report=print) -> list[str]:
+    """The study run's own check of `tlkeras fit`'s intervals: for every real system and volume of
+    `config`, `replicates` data sets (the run's noise, small and big domains), each fitted with the
+    run's protocol (5 folds) and scored (`check_replicate`). Records in
+    `<run>/intervals/checks.jsonl` (a resumed run skips those done); returns the markdown section
+    the driver adds to results.md."""
+    import json
+
+    from tlkeras.systems.mechanistic import system_function
+
+    work = Path(run_dir) / "intervals"
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "checks.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    done = {(r["system"], r["volume"], r["replicate"]) for r in records}
+    protocol = {name: getattr(config, name) for name in STUDY_PROTOCOL} | dict(folds=FOLDS, fold_kind="random")
+    systems = config.system_names()
+    for system in systems:
+        truth = system_function(system, config.system_params)
+        for volume in config.volumes:
+            for replicate in range(replicates):
+                if (system, volume, replicate) in done:
+                    continue
+                record = check_replicate(truth, system, config.simple_system, config.input_dimension,
+                                         config.big_domain, config.small_domain, volume, replicate, work, options,
+                                         processes, noise=config.real_noise, builtin_simple=True, protocol=protocol)
+                records.append(record)
+                with path.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                at = record["arms"].get("transfer", {}).get("readings", {}).get("outside", {}).get("calibrated")
+                report(f"intervals: {system} N={volume} data set {replicate + 1} of {replicates} fitted and scored"
+                       + (f" (transfer's 90% covers {at['coverage']['90']:.0%} of fresh readings outside)" if at else ""))
+    return [SECTION, "",
+            "Each data set: N readings of the real system on the small domain, fitted as `tlkeras fit` does (the run's",
+            f"protocol, {len(config.seeds)} seeds, {FOLDS} random folds) and its intervals scored over the big domain",
+            "(`tlkeras.fit.interval_check`; docs/intervals.md). Records: `intervals/checks.jsonl`.", "",
+            *summary_markdown(records, order=systems)]
+
+
+def with_section(text: str, section: list[str]) -> str:
+    """results.md's text with the check's section in place of an earlier one (a resumed run's)."""
+    kept = text.split("\n" + SECTION, 1)[0].rstrip("\n")
+    return kept + "\n\n" + "\n".join(section) + "\n"
