@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, only_run_dir, run_driver
+from conftest import REPO, only_run_dir, run_driver, tiny_flags
 
 pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
@@ -151,6 +151,31 @@ def test_exp1_driver_sweeps_volumes(exp1_run):
     assert set(headline["saving"]) == {"40", "96"} and set(headline["oracle_reach"]) == {"transfer", "baseline"}
     assert {(c["arm"], c["seeds"]) for c in results["coverage"]} >= {("transfer", 2), ("baseline", 2)}
     assert "How much real data does transfer save?" in (run / "results.md").read_text()
+
+
+def test_interval_replicates_fit_one_data_set_each_and_report_the_calibrated_intervals(tmp_path):
+    """--interval_replicates: per system and volume, data sets fitted as `tlkeras fit` does, their
+    intervals scored against the truth and fresh readings, in results.md (docs/intervals.md)."""
+    flags = [*tiny_flags(tmp_path), "--volumes=40", "--hill_n=2", "--arms=transfer,baseline",
+             "--interval_replicates=2"]
+    result = run_driver("exp1.py", flags)
+    assert result.returncode == 0, result.stderr
+    run = only_run_dir(tmp_path, "exp1")
+    assert "--interval_replicates=2" in (run / "flags.txt").read_text().splitlines()
+    records = [json.loads(line) for line in (run / "intervals" / "checks.jsonl").read_text().splitlines()]
+    assert [(r["system"], r["volume"], r["replicate"]) for r in records] == [("hill2", 40, 0), ("hill2", 40, 1)]
+    data = sorted((run / "intervals" / "data").glob("*.csv"))
+    assert len(data) == 2 and data[0].read_text() != data[1].read_text()  # one data set per replicate
+    assert len(data[0].read_text().splitlines()) == 41 and not any((run / "intervals" / "models").iterdir())
+    for record in records:
+        for arm in ("transfer", "baseline"):
+            inside = record["arms"][arm]["readings"]["inside"]["calibrated"]
+            assert inside["coverage"]["50"] <= inside["coverage"]["90"] <= inside["coverage"]["95"]
+            assert inside["width_90"] > 0
+    text = (run / "results.md").read_text()
+    assert "## Calibrated intervals, one data set per replicate" in text
+    assert "| random | hill2 | 40 | transfer | 2 |" in text and "| random | hill2 | 40 | baseline | 2 |" in text
+    assert "intervals: hill2 N=40 data set 2 of 2 fitted and scored" in result.stdout
 
 
 @pytest.mark.parametrize(
