@@ -25,7 +25,9 @@ from tlkeras.fit.calibration import (
     GUARANTEE,
     METHOD,
     METHOD_TEXT,
+    CalibratedIntervals,
     calibration_of,
+    fold_member_paths,
     out_of_fold_coverage,
     summary,
 )
@@ -104,7 +106,7 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
     faults.point("report.figures")
     drawn: dict[str, Path] = {}
     run_dir.staging.write_folder(run_dir.figures, lambda folder: drawn.update(
-        _figures(run_dir, config, manifest, folder, checks)))
+        _figures(run_dir, config, manifest, folder, checks, calibrations)))
     figures = {tag: run_dir.figures / path.name for tag, path in drawn.items()}
     interrupts.check()
     run_dir.staging.write_folder(run_dir.tensorboard / "figures", lambda folder: tracking.write_figures(folder, figures))
@@ -258,7 +260,8 @@ def _training_line(config: StudyConfig, arm: str) -> str:
     return f"{arm} {epochs} {strategy.epoch_unit} {start}"
 
 
-def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path, checks: dict) -> dict[str, Path]:
+def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path, checks: dict,
+             calibrations: dict) -> dict[str, Path]:
     """Slices of every arm's ensemble through the measured region's centre, for two inputs maps
     of the default arm's ensemble mean and spread, and the intervals' out-of-fold calibration."""
     found = of_config(config)
@@ -271,6 +274,9 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path,
             f"interval coverage of new readings where you measured ({config.fold_kind} {config.folds}-fold)")
     ensembles = {arm: Ensemble.from_files([run_dir.path / p for p in paths], manifest, arm)
                  for arm, paths in manifest["ensembles"].items() if paths}
+    bands = {arm: CalibratedIntervals(calibration, [Ensemble.from_files([run_dir.path / p for p in paths], manifest,
+                                                                        arm) for paths in fold_member_paths(calibration)])
+             for arm, calibration in calibrations.items() if arm in ensembles and len(calibration["scores"]) >= 9}
     domain = np.asarray(manifest["domain"])
     region = np.asarray(manifest["measured_region"])
     centre = region.mean(axis=1)
@@ -280,15 +286,16 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path,
         axis = np.linspace(domain[i, 0], domain[i, 1], SLICE_POINTS)
         x = np.repeat(centre[None], SLICE_POINTS, axis=0)
         x[:, i] = axis
-        slices[i] = (axis, {arm: e.predict(x) for arm, e in ensembles.items()}, simple(x))
+        slices[i] = (axis, {arm: _band(e, bands.get(arm), x) for arm, e in ensembles.items()}, simple(x))
     shown_outputs = manifest["outputs"][:MAX_PANELS]
-    slices = {i: (axis, {arm: (m[:, :MAX_PANELS], s[:, :MAX_PANELS]) for arm, (m, s) in by_arm.items()},
+    slices = {i: (axis, {arm: (*(v[:, :MAX_PANELS] for v in values[:3]), values[3]) for arm, values in by_arm.items()},
                   simple_y[:, :MAX_PANELS]) for i, (axis, by_arm, simple_y) in slices.items()}
     more = "" if (config.input_dimension <= MAX_PANELS and len(manifest["outputs"]) <= MAX_PANELS) else \
         f"; the first {MAX_PANELS} inputs and outputs"
     figures["fit_slices"] = plots.plot_slices(
         folder / "fit_slices.png", slices, manifest["inputs"], shown_outputs, region, centre,
-        f"ensemble mean ± 2 sd along each input (others at the measured region's centre{more})")
+        f"ensemble mean and {'calibrated 90% prediction interval' if bands else '± 2 sd'} along each input "
+        f"(others at the measured region's centre{more})")
     default = manifest["default_arm"]
     if config.input_dimension == 2 and default in ensembles:
         grid, axes = grid_points(domain, 61)
@@ -299,6 +306,15 @@ def _figures(run_dir: RunDir, config: StudyConfig, manifest: dict, folder: Path,
             sd.reshape(61, 61, -1).swapaxes(0, 1), region, found.x,
             manifest["inputs"], manifest["outputs"], f"{default} ensemble over the domain (dashed: measured region)")
     return figures
+
+
+def _band(ensemble: Ensemble, bands, x: np.ndarray) -> tuple:
+    """(mean, lower, upper, what the band is) of an arm along a slice: its calibrated 90% interval,
+    or without a calibration mean ± 2 sd."""
+    mean, sd = ensemble.predict(x)
+    if bands is None:
+        return mean, mean - 2 * sd, mean + 2 * sd, "± 2 sd"
+    return (mean, *bands.interval(x, 0.9), "90% interval")
 
 
 def _simple_function(config: StudyConfig):

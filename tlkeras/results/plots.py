@@ -115,7 +115,7 @@ def plot_by_system(
 
 def plot_slices(
     path: Path,
-    slices: dict[int, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]],
+    slices: dict[int, tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, str]], np.ndarray]],
     inputs: Sequence[str],
     outputs: Sequence[str],
     region: np.ndarray,
@@ -123,8 +123,8 @@ def plot_slices(
     title: str,
 ) -> Path:
     """A fit along each input: rows are outputs, columns inputs. `slices[i]` = (axis values,
-    {arm: (mean, sd)}, simple model's outputs), each [points, outputs]; the measured range of the
-    input is shaded, the band is mean ± 2 sd across the ensemble's members."""
+    {arm: (mean, lower, upper, what the band is)}, simple model's outputs), each [points, outputs];
+    the measured range of the input is shaded."""
     figure, axes = plt.subplots(len(outputs), len(slices), figsize=(4.2 * len(slices), 3.0 * len(outputs)),
                                 squeeze=False, constrained_layout=True)
     for col, (axis_values, by_arm, simple) in slices.items():
@@ -134,11 +134,11 @@ def plot_slices(
             axis = axes[row, col]
             axis.axvspan(region[col, 0], region[col, 1], color="0.9", label="measured range")
             colors = arm_colors(list(by_arm))
-            for arm, (mean, sd) in by_arm.items():
+            for arm, (mean, lower, upper, band) in by_arm.items():
                 color = colors[arm]
                 axis.plot(axis_values, mean[:, row], color=color, label=f"{arm} mean")
-                axis.fill_between(axis_values, mean[:, row] - 2 * sd[:, row], mean[:, row] + 2 * sd[:, row],
-                                  color=color, alpha=0.25, label=f"{arm} ± 2 sd")
+                axis.fill_between(axis_values, lower[:, row], upper[:, row], color=color, alpha=0.25,
+                                  label=f"{arm} {band}")
             axis.plot(axis_values, simple[:, row], color="0.3", linestyle="--", linewidth=1, label="simple model")
             axis.set_xlabel(f"{inputs[col]}" + (f"  ({others})" if others else ""), fontsize=8)
             axis.set_ylabel(name, fontsize=8)
