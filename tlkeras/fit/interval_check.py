@@ -31,12 +31,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from tlkeras.core.vocabulary import BASELINE, TRANSFER_ARM
 from tlkeras.results import intervals
 
 KINDS = ("raw", "calibrated", "final_split", "spread")
 NAMES = {"raw": "raw", "calibrated": "CV+", "final_split": "final", "spread": "spread"}
 STUDY_SYSTEMS = ("hill2", "hill3", "phosphorylation")  # their data tags are their index (first measured so)
-ARMS = ("transfer", "baseline")
+ARMS = (TRANSFER_ARM, BASELINE)
 TRUTH_POINTS = 1681  # the truth grid: 41 x 41 for two inputs
 DATA_SEED = 0x1A7E
 
@@ -219,7 +220,7 @@ def study_checks(config, run_dir: Path, options, processes, replicates: int, rep
                 records.append(record)
                 with path.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                at = record["arms"].get("transfer", {}).get("readings", {}).get("outside", {}).get("calibrated")
+                at = record["arms"].get(TRANSFER_ARM, {}).get("readings", {}).get("outside", {}).get("calibrated")
                 report(f"intervals: {system} N={volume} data set {replicate + 1} of {replicates} fitted and scored"
                        + (f" (transfer's 90% covers {at['coverage']['90']:.0%} of fresh readings outside)" if at else ""))
     return [SECTION, "",
