@@ -44,6 +44,8 @@ flags.DEFINE_string("run_dir", None, "The run folder (default: logs/intervals/<t
 flags.DEFINE_boolean("keep_models", False, "Keep every fitted model folder (else only draw 0's).")
 
 FLAGS = flags.FLAGS
+OWN_FLAGS = ("systems", "volumes", "draws", "fold_kinds", "folds", "noise", "readings", "preset", "workers",
+             "keep_models")
 SMALL, BIG = (0.0, 10.0), (0.0, 20.0)
 
 
@@ -78,7 +80,7 @@ def main(argv) -> None:
             raise app.UsageError(f"--fold_kinds={kind} is not allowed: expected random and/or blocked")
     run = Path(FLAGS.run_dir or REPO / "logs" / "intervals" / time.strftime("%Y%m%d-%H%M%S"))
     run.mkdir(parents=True, exist_ok=True)
-    (run / "flags.txt").write_text(FLAGS.flags_into_string())
+    (run / "flags.txt").write_text("".join(f"{FLAGS[name].serialize()}\n" for name in OWN_FLAGS))
     done_path = run / "fits.jsonl"
     records = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
     records = [dict(r, replicate=r.get("replicate", r.get("draw"))) for r in records]
