@@ -102,6 +102,15 @@ EXP4_FLAGS = ["--hill_n=2", "--replicates=2", "--rounds=2", "--start=12", "--bat
               "--targets=20", "--reference_until=44"]
 
 
+INTERVAL_FLAGS = ["--volumes=40", "--hill_n=2", "--arms=transfer,baseline", "--seeds=0", "--interval_replicates=2"]
+
+
+def _interval_run(logdir: Path):
+    """A tiny exp1 that also fits two data sets as `tlkeras fit` does and scores their intervals
+    (one seed: one member per fold, the spread is the noise floor alone)."""
+    return logdir, run_driver("exp1.py", [*tiny_flags(logdir), *INTERVAL_FLAGS])
+
+
 def _exp4(logdir: Path):
     """A tiny exp4 stopped by SIGTERM once its round 1 is recorded, then resumed."""
     flags = [*tiny_flags(logdir), *EXP4_FLAGS]
@@ -131,7 +140,8 @@ def _fits(root: Path):
     return out, left, fitted
 
 
-BACKGROUND = {"example_fits": _fits, "exp1_run": _exp1, "exp2_run": _exp2, "exp4_run": _exp4}  # in the order tests need them
+BACKGROUND = {"example_fits": _fits, "exp1_run": _exp1, "exp2_run": _exp2, "interval_run": _interval_run,
+              "exp4_run": _exp4}  # in the order tests need them
 
 
 def pytest_collection_modifyitems(config, items):
@@ -175,6 +185,14 @@ def exp2_run(shared_runs) -> tuple[Path, subprocess.CompletedProcess]:
     logdir, result = shared_runs["exp2_run"].result()
     assert result.returncode == 0, result.stderr[-3000:]
     return only_run_dir(logdir, "exp2"), result
+
+
+@pytest.fixture(scope="session")
+def interval_run(shared_runs) -> tuple[Path, subprocess.CompletedProcess]:
+    """exp1 with --interval_replicates=2 (test_drivers)."""
+    logdir, result = shared_runs["interval_run"].result()
+    assert result.returncode == 0, result.stderr[-3000:]
+    return only_run_dir(logdir, "exp1"), result
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, only_run_dir, run_driver, tiny_flags
+from conftest import REPO, only_run_dir, run_driver
 
 pytestmark = pytest.mark.integration  # processes: drivers, commands, servers, signals
 
@@ -153,14 +153,10 @@ def test_exp1_driver_sweeps_volumes(exp1_run):
     assert "How much real data does transfer save?" in (run / "results.md").read_text()
 
 
-def test_interval_replicates_fit_one_data_set_each_and_report_the_calibrated_intervals(tmp_path):
+def test_interval_replicates_fit_one_data_set_each_and_report_the_calibrated_intervals(interval_run):
     """--interval_replicates: per system and volume, data sets fitted as `tlkeras fit` does, their
     intervals scored against the truth and fresh readings, in results.md (docs/intervals.md)."""
-    flags = [*tiny_flags(tmp_path), "--volumes=40", "--hill_n=2", "--arms=transfer,baseline",
-             "--interval_replicates=2"]
-    result = run_driver("exp1.py", flags)
-    assert result.returncode == 0, result.stderr
-    run = only_run_dir(tmp_path, "exp1")
+    run, result = interval_run  # conftest: --interval_replicates=2, one seed
     assert "--interval_replicates=2" in (run / "flags.txt").read_text().splitlines()
     records = [json.loads(line) for line in (run / "intervals" / "checks.jsonl").read_text().splitlines()]
     assert [(r["system"], r["volume"], r["replicate"]) for r in records] == [("hill2", 40, 0), ("hill2", 40, 1)]

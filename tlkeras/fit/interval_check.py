@@ -23,6 +23,7 @@ own systems with `--interval_replicates` (the "is the spread honest?" section of
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 import zlib
@@ -207,6 +208,8 @@ def study_checks(config, run_dir: Path, options, processes, replicates: int, rep
     records = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
     done = {(r["system"], r["volume"], r["replicate"]) for r in records}
     protocol = {name: getattr(config, name) for name in STUDY_PROTOCOL} | dict(folds=FOLDS, fold_kind="random")
+    if options.cache_dir is None:  # --cache=false: the replicates still share one pretraining, the run's own
+        options = dataclasses.replace(options, cache_dir=work / "cache")
     systems = config.system_names()
     for system in systems:
         truth = system_function(system, config.system_params)
