@@ -1,0 +1,104 @@
+"""What one training step of the engine executes: the XLA program of a stack, counted (issue 25).
+
+    python benchmarks/step_profile.py                 # K = 5, the pretraining set (40,000 pairs)
+    python benchmarks/step_profile.py --members=32 --set_size=1000
+
+Compiles the engine's program (`nn.engine.StackTrainer`'s `run`: an epoch loop around a step loop)
+for a stack of --members protocol MLPs (2 -> 5 x 10 relu -> 2, Adam, batch 32) and reads XLA's
+optimized HLO: how many instructions the step loop's body holds, how many of them are fusions
+(each a kernel XLA's CPU runtime dispatches on its own) and what else (custom calls, copies,
+dynamic slices, the loop's own bookkeeping). Then times the step on the same program. The numbers
+say where a step's ~0.15 ms goes when its arithmetic is a few microseconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+flags.DEFINE_integer("members", 5, "Stack size K.", lower_bound=1)
+flags.DEFINE_integer("set_size", 40_000, "Training pairs per member (the pretraining set's 40,000).", lower_bound=32)
+flags.DEFINE_integer("epochs", 3, "Epochs the timing trains (after one to compile).", lower_bound=1)
+flags.DEFINE_string("dump", "", "Also write the optimized HLO to this file.")
+FLAGS = flags.FLAGS
+
+
+def computations(hlo: str) -> dict[str, list[str]]:
+    """HLO text -> {computation name: its instruction lines}."""
+    found: dict[str, list[str]] = {}
+    name = None
+    for line in hlo.splitlines():
+        header = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+        if header:
+            name = header.group(1)
+            found[name] = []
+        elif line.strip() == "}":
+            name = None
+        elif name is not None and "=" in line:
+            found[name].append(line.strip())
+    return found
+
+
+def opcode(line: str) -> str:
+    match = re.search(r"= [^ ]+(?: \{[^}]*\})? ([\w\-]+)\(", line) or re.search(r"= \S+ ([\w\-]+)\(", line)
+    return match.group(1) if match else "?"
+
+
+def main(argv):
+    del argv
+    import numpy as np
+    import tensorflow as tf
+
+    from tlkeras.nn import data, engine, models
+    from tlkeras.runtime.startup import configure_threads
+    from tlkeras.systems.mechanistic import SystemParams, hill
+
+    configure_threads(intra_op=1, inter_op=1)
+    tf.get_logger().setLevel("ERROR")
+    k, n = FLAGS.members, FLAGS.set_size
+    spec = models.NetworkSpec()
+    stack = models.build_stack(spec, k)
+    models.load_members(stack, [models.build_mlp(spec, seed=s) for s in range(k)])
+    trainer = engine.StackTrainer(stack, 1e-3, 32)
+    sets = [data.sample_set(lambda x: hill(x, SystemParams(), 2.0), data.Domain(0, 20), n, 2, 1.0, seed=s)
+            for s in range(k)]
+    x = np.stack([s[0] for s in sets]).astype(np.float32)
+    y = np.stack([s[1] for s in sets]).astype(np.float32)
+    epochs = FLAGS.epochs
+    run = trainer._compiled_run(k, n, epochs)
+    args = (tf.constant(x), tf.constant(y), tf.constant(np.arange(k, dtype=np.int64)),
+            [tf.identity(v.value) for v in trainer._variables],
+            [tf.constant(m) for pair in trainer._moments for m in pair],
+            tf.constant(0, tf.int32), tf.constant(epochs, tf.int32), tf.constant(0, tf.int64),
+            tf.constant(trainer._learning_rates))
+    hlo = run.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
+    if FLAGS.dump:
+        with open(FLAGS.dump, "w") as handle:
+            handle.write(hlo)
+    parts = computations(hlo)
+    bodies = [name for name, lines in parts.items() if "body" in name.lower() and lines]
+    # The step loop's body: the while body with the most instructions (the epoch body holds the gather and the step loop).
+    step_body = max(bodies, key=lambda name: len(parts[name]))
+    ops = collections.Counter(opcode(line) for line in parts[step_body])
+    fused = sum(1 for name in parts if name.startswith("fused_computation") or ".fused" in name or "fusion" in name)
+    print(f"K = {k}, n = {n}: {len(parts)} HLO computations ({fused} fused), the step loop's body "
+          f"({step_body}) holds {len(parts[step_body])} instructions:")
+    for name, count in ops.most_common():
+        print(f"  {count:4d} {name}")
+    steps = epochs * -(-n // 32)
+    trainer.fit(x, y, 1, shuffle_seeds=list(range(k)), epochs_per_call=epochs)  # compile
+    start = time.perf_counter()
+    log = trainer.fit(x, y, epochs, shuffle_seeds=list(range(k)), first_epoch=1, epochs_per_call=epochs)
+    seconds = log.seconds if log.seconds else time.perf_counter() - start
+    print(f"step: {1e3 * seconds / steps:.4f} ms ({steps:,} steps, {1e3 * seconds / steps / k:.4f} ms per member-step);"
+          f" {1e6 * seconds / steps / max(1, len(parts[step_body])):.2f} us per body instruction")
+
+
+if __name__ == "__main__":
+    app.run(main)
