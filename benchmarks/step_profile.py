@@ -26,6 +26,7 @@ flags.DEFINE_integer("members", 5, "Stack size K.", lower_bound=1)
 flags.DEFINE_integer("set_size", 40_000, "Training pairs per member (the pretraining set's 40,000).", lower_bound=32)
 flags.DEFINE_integer("epochs", 3, "Epochs the timing trains (after one to compile).", lower_bound=1)
 flags.DEFINE_string("dump", "", "Also write the optimized HLO to this file.")
+flags.DEFINE_integer("repeats", 3, "Timings of each variant (the fastest is kept).", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -48,6 +49,87 @@ def computations(hlo: str) -> dict[str, list[str]]:
 def opcode(line: str) -> str:
     match = re.search(r"= [^ ]+(?: \{[^}]*\})? ([\w\-]+)\(", line) or re.search(r"= \S+ ([\w\-]+)\(", line)
     return match.group(1) if match else "?"
+
+
+VARIANTS = {
+    "engine": "the engine's program (StackTrainer)",
+    "replica": "this script's copy of it (shuffle + gather per epoch, forward, backward, Adam)",
+    "sgd": "the update as plain SGD (one fused op per tensor) instead of Adam",
+    "no_update": "forward + backward, gradients summed into a carry, no update",
+    "forward": "forward and loss only, summed into a carry",
+    "loop": "the loops and the per-epoch shuffle + gather only (a batch slice summed)",
+    "no_shuffle": "as replica, without the per-epoch shuffle + gather (one fixed order)",
+}
+
+
+def make_variant(stack, members: int, size: int, batch: int, variant: str):
+    """A throwaway program like the engine's `run`, with parts left out (VARIANTS)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tlkeras.nn import engine
+
+    steps = -(-size // batch)
+    padded = steps * batch
+    mask = np.zeros((steps, batch), np.float32)
+    mask.reshape(-1)[:size] = 1.0
+    weight_all = tf.constant(mask / mask.sum(axis=1)[:, None])
+
+    def in_steps(values):
+        return tf.transpose(tf.reshape(values, [members, steps, batch, -1]), [1, 2, 0, 3])
+
+    def losses_of(params, xb, yb, weight):
+        predictions, _ = stack.stateless_call(params, [], xb, training=True)
+        return tf.reduce_sum(tf.reduce_mean(tf.square(predictions - yb), axis=-1) * weight[:, tf.newaxis], axis=0)
+
+    @tf.function(jit_compile=True)
+    def run(x, y, seeds, params, moments, epochs, rates):
+        fixed = (in_steps(x), in_steps(y))
+
+        def epoch_body(e, params, moments, step, carry):
+            if variant == "no_shuffle":
+                xs, ys = fixed
+            else:
+                order = tf.pad(engine.epoch_order(seeds, e, size), [[0, 0], [0, padded - size]])
+                xs, ys = in_steps(tf.gather(x, order, batch_dims=1)), in_steps(tf.gather(y, order, batch_dims=1))
+
+            def step_body(s, params, moments, step, carry):
+                weight = weight_all[s]
+                if variant == "loop":
+                    return s + 1, params, moments, step, carry + tf.reduce_sum(xs[s]) + tf.reduce_sum(ys[s])
+                if variant == "forward":
+                    return s + 1, params, moments, step, carry + tf.reduce_sum(losses_of(params, xs[s], ys[s], weight))
+                with tf.GradientTape() as tape:
+                    tape.watch(params)
+                    total = tf.reduce_sum(losses_of(params, xs[s], ys[s], weight))
+                grads = tape.gradient(total, params)
+                if variant == "no_update":
+                    return s + 1, params, moments, step, carry + tf.add_n([tf.reduce_sum(g) for g in grads])
+                step = step + 1
+                t = tf.cast(step, tf.float32)
+                sizes = rates * tf.sqrt(1.0 - engine.ADAM_BETA_2**t) / (1.0 - engine.ADAM_BETA_1**t)
+                new_params, new_moments = [], []
+                for i, (p, g) in enumerate(zip(params, grads)):
+                    per = tf.reshape(sizes, [-1] + [1] * (len(p.shape) - 1))
+                    if variant == "sgd":
+                        new_params.append(p - per * g)
+                        new_moments += [moments[2 * i], moments[2 * i + 1]]
+                        continue
+                    p, m, v = engine.adam_update(p, g, moments[2 * i], moments[2 * i + 1], per)
+                    new_params.append(p)
+                    new_moments += [m, v]
+                return s + 1, new_params, new_moments, step, carry + total
+
+            _, params, moments, step, carry = tf.while_loop(lambda s, *_: s < steps, step_body,
+                                                            (tf.constant(0), params, moments, step, carry))
+            return e + 1, params, moments, step, carry
+
+        _, params, moments, _, carry = tf.while_loop(
+            lambda e, *_: e < epochs, epoch_body,
+            (tf.constant(0), params, moments, tf.constant(0, tf.int64), tf.constant(0.0)))
+        return params, moments, carry
+
+    return run
 
 
 def main(argv):
@@ -98,6 +180,25 @@ def main(argv):
     seconds = log.seconds if log.seconds else time.perf_counter() - start
     print(f"step: {1e3 * seconds / steps:.4f} ms ({steps:,} steps, {1e3 * seconds / steps / k:.4f} ms per member-step);"
           f" {1e6 * seconds / steps / max(1, len(parts[step_body])):.2f} us per body instruction")
+    print()
+    print("| variant | what it runs | ms per step | share of the replica's |")
+    print("|---|---|---|---|")
+    x_t, y_t, seeds = tf.constant(x), tf.constant(y), tf.constant(np.arange(k, dtype=np.int64))
+    params = [tf.identity(v.value) for v in trainer._variables]
+    moments = [tf.constant(m) for pair in trainer._moments for m in pair]
+    rates = tf.constant(trainer._learning_rates)
+    timed = {"engine": seconds / steps}
+    for variant in list(VARIANTS)[1:]:
+        program = make_variant(stack, k, n, 32, variant)
+        program(x_t, y_t, seeds, params, moments, tf.constant(1), rates)[2].numpy()  # compile
+        best = float("inf")
+        for _ in range(FLAGS.repeats):
+            start = time.perf_counter()
+            program(x_t, y_t, seeds, params, moments, tf.constant(epochs), rates)[2].numpy()
+            best = min(best, (time.perf_counter() - start) / steps)
+        timed[variant] = best
+    for variant, per_step in timed.items():
+        print(f"| {variant} | {VARIANTS[variant]} | {1e3 * per_step:.4f} | {per_step / timed['replica']:.0%} |")
 
 
 if __name__ == "__main__":
