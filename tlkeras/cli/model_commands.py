@@ -130,18 +130,13 @@ def run_predict(v: flags.FlagValues) -> None:
 def check_level(v: flags.FlagValues, manifest: dict) -> dict | None:
     """The arm's calibration summary (None: the model has none), once --level is known to be
     allowed and the calibration has rows enough for it; ValueError (one line) otherwise."""
-    from tlkeras.results.intervals import CalibrationError, min_rows
+    from tlkeras.fit.calibration import level_problem
 
-    try:
-        needed = min_rows(v.level)
-    except CalibrationError:
-        raise ValueError(f"--level={v.level:g} is not allowed: expected a number between 0 and 1 (e.g. 0.9)") from None
     arm = v.arm or manifest["default_arm"]
     calibrated = ((manifest.get("calibration") or {}).get("arms") or {}).get(arm)
-    if calibrated is not None and calibrated["rows"] < needed:
-        raise ValueError(f"--level={v.level:g} needs at least {needed} calibration rows (n >= 1/(1 - level) - 1); "
-                         f"the {arm} arm was calibrated on {calibrated['rows']}: give --level of at most "
-                         f"{calibrated['rows'] / (calibrated['rows'] + 1):.4g}, or fit on more rows")
+    problem = level_problem(v.level, calibrated and calibrated["rows"], f"the {arm} arm")
+    if problem:
+        raise ValueError(problem)
     return calibrated
 
 

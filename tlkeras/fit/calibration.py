@@ -49,20 +49,18 @@ TINY = 1e-12
 def calibration_of(records: list[dict], arm: str, y: np.ndarray, row_fold: np.ndarray) -> dict | None:
     """The calibration of `arm` from its fold members' records (None without folds): per row its
     fold, out-of-fold mean and sigma and normalised score; per fold its noise floor and members."""
-    members = [r for r in records if r["arm"] == arm and fold_index(r["system"]) is not None]
-    if not members:
-        return None
     y = np.asarray(y, np.float64)
+    seeds, predictions = out_of_fold_predictions(records, arm, *y.shape)
+    if not seeds:
+        return None
     folds = int(row_fold.max()) + 1
-    seeds = sorted({r["seed"] for r in members})
-    predictions = np.full((len(seeds), *y.shape), np.nan)
     train_rmse = np.full((folds, len(seeds), y.shape[1]), np.nan)
     paths: list[list[str]] = [[""] * len(seeds) for _ in range(folds)]
-    for r in members:
-        k, s = fold_index(r["system"]), seeds.index(r["seed"])
-        predictions[s, r["rows"]] = r["row_predictions"]
-        train_rmse[k, s] = r.get("train_rmse_by_output", r["rmse_by_output"])
-        paths[k][s] = r["model"]
+    for r in records:
+        if r["arm"] == arm and fold_index(r["system"]) is not None:
+            k, s = fold_index(r["system"]), seeds.index(r["seed"])
+            train_rmse[k, s] = r.get("train_rmse_by_output", r["rmse_by_output"])
+            paths[k][s] = r["model"]
     if np.isnan(predictions).any() or any("" in p for p in paths):
         return None  # a fold member is missing: no calibration rather than a wrong one
     tau = np.maximum(np.sqrt(np.mean(train_rmse**2, axis=1)), TINY)  # [folds, outputs]
@@ -117,6 +115,31 @@ def summary(calibration: dict, outputs: list[str], fold_kind: str) -> dict:
                 if rows >= intervals.min_rows(0.9) else None)
 
 
+def level_problem(level: float, rows: int | None, calibrated: str = "") -> str:
+    """"" if `rows` calibration rows allow an interval at `level` (None: only the level is checked),
+    else the one-line error: a level outside (0, 1), or the rows it needs (n >= 1/(1 - level) - 1)
+    and the highest level `rows` allow; `calibrated` names what was calibrated."""
+    try:
+        needed = intervals.min_rows(level)
+    except intervals.CalibrationError:
+        return f"--level={level:g} is not allowed: expected a number between 0 and 1 (e.g. 0.9)"
+    if rows is None or rows >= needed:
+        return ""
+    return (f"--level={level:g} needs at least {needed} calibration rows (n >= 1/(1 - level) - 1); {calibrated} was "
+            f"calibrated on {rows}: give --level of at most {rows / (rows + 1):.4g}, or fit on more rows")
+
+
+def out_of_fold_predictions(records: list[dict], arm: str, rows: int, outputs: int) -> tuple[list[int], np.ndarray]:
+    """(seeds, predictions [seeds, rows, outputs]) of `arm`'s fold members: every row as predicted
+    by each seed's member that never saw it (NaN where a member is missing)."""
+    members = [r for r in records if r["arm"] == arm and fold_index(r["system"]) is not None]
+    seeds = sorted({r["seed"] for r in members})
+    predictions = np.full((len(seeds), rows, outputs), np.nan)
+    for r in members:
+        predictions[seeds.index(r["seed"]), r["rows"]] = r["row_predictions"]
+    return seeds, predictions
+
+
 class CalibratedIntervals:
     """The CV+ intervals of one arm: its calibration and its fold ensembles (`fit.ensemble.Ensemble`)."""
 
@@ -133,12 +156,9 @@ class CalibratedIntervals:
 
     def check_level(self, level: float) -> None:
         """CalibrationError (one line: the level and how many rows it needs) before any work."""
-        intervals.min_rows(level)  # the level itself
-        if self.rows < intervals.min_rows(level):
-            raise intervals.CalibrationError(
-                f"--level={level:g} needs at least {intervals.min_rows(level)} calibration rows (n >= 1/a - 1); this "
-                f"model was calibrated on {self.rows} measured rows: give a lower --level "
-                f"(at most {self.rows / (self.rows + 1):.4g}), or fit on more rows")
+        problem = level_problem(level, self.rows, "this model")
+        if problem:
+            raise intervals.CalibrationError(problem)
 
     def interval(self, x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper), each [points, outputs], at `level`."""

@@ -29,6 +29,7 @@ from tlkeras.fit.calibration import (
     calibration_of,
     fold_member_paths,
     out_of_fold_coverage,
+    out_of_fold_predictions,
     summary,
 )
 from tlkeras.fit.ensemble import MANIFEST, Ensemble, grid_points
@@ -36,7 +37,7 @@ from tlkeras.results import plots, tracking
 from tlkeras.runtime import faults, interrupts
 from tlkeras.storage.rundir import RunDir
 from tlkeras.strategies.registry import strategy_of_arm
-from tlkeras.systems.measurements import MEASURED, fold_index, of_config, row_folds
+from tlkeras.systems.measurements import MEASURED, of_config, row_folds
 
 SLICE_POINTS = 121
 MAX_PANELS = 8  # inputs (and outputs) drawn in the slices figure; the rest are in predict's reach
@@ -45,13 +46,9 @@ MAX_PANELS = 8  # inputs (and outputs) drawn in the slices figure; the rest are 
 def cross_validation(config: StudyConfig, records: list[dict], arm: str) -> dict | None:
     """Held-out predictions of `arm` for every row and seed, and the errors they make."""
     found = of_config(config)
-    folds = [r for r in records if r["arm"] == arm and fold_index(r["system"]) is not None]
-    if not folds or not config.folds:
+    seeds, predictions = out_of_fold_predictions(records, arm, found.rows, config.output_dimension)
+    if not seeds or not config.folds:
         return None
-    seeds = sorted({r["seed"] for r in folds})
-    predictions = np.full((len(seeds), found.rows, config.output_dimension), np.nan)
-    for record in folds:
-        predictions[seeds.index(record["seed"]), record["rows"]] = record["row_predictions"]
     residuals = predictions - found.y[None]  # [seeds, rows, outputs]
     member_l1 = np.mean(np.abs(residuals), axis=1)  # [seeds, outputs]
     member_rmse = np.sqrt(np.mean(residuals**2, axis=1))
@@ -102,7 +99,8 @@ def write_fit_report(run_dir: RunDir, config: StudyConfig, records: list[dict], 
         flags=[line for line in flags_text.splitlines() if line],  # rerun: tlkeras fit --flagfile=flags.txt
         config="config.json",
     )
-    checks = {arm: out_of_fold_coverage(c, found.y, _raw_sigma(c, noise[arm], outputs)) for arm, c in calibrations.items()}
+    checks = {arm: out_of_fold_coverage(c, found.y, np.sqrt(cv[arm]["spread"] ** 2 + cv[arm]["ensemble_rmse"] ** 2))
+              for arm, c in calibrations.items()}
     faults.point("report.figures")
     drawn: dict[str, Path] = {}
     run_dir.staging.write_folder(run_dir.figures, lambda folder: drawn.update(
@@ -137,13 +135,6 @@ def _calibrations(config: StudyConfig, records: list[dict], arms, cv: dict, nois
     row_fold = row_folds(config, found)
     made = {arm: calibration_of(records, arm, found.y, row_fold) for arm in arms if cv.get(arm)}
     return {arm: c for arm, c in made.items() if c is not None}
-
-
-def _raw_sigma(calibration: dict, noise: dict, outputs: list[str]) -> np.ndarray:
-    """The raw spread evaluate uses, at the out-of-fold predictions: sqrt(sd^2 + noise estimate^2)."""
-    tau = np.asarray(calibration["tau"])[np.asarray(calibration["row_fold"])]
-    spread_squared = np.asarray(calibration["oof_sigma"]) ** 2 - tau**2
-    return np.sqrt(np.maximum(spread_squared, 0) + np.asarray([noise[o] for o in outputs]) ** 2)
 
 
 def _jsonable(values: dict, outputs: list[str]) -> dict:
