@@ -7,7 +7,7 @@ with XLA. The weights and Adam moments are carried through the loop as tensors (
 `stateless_call`) and written back to the model's variables once per call.
 
 Each member is exactly an independent model:
-- its own data (slice k of the data tensors) and its own shuffle order (`epoch_order`, a function
+- its own data (slice k of the data tensors) and its own shuffle order (`epoch_orders`, a function
   of its shuffle seed and the epoch only, never of K or of its slot);
 - its own loss term: the stacked loss is the *sum* of the members' mean-squared errors, so the
   gradient reaching member k's weights is that member's own gradient;
@@ -40,15 +40,6 @@ ADAM_BETA_2 = 0.999
 ADAM_EPSILON = 1e-7  # keras.optimizers.Adam's default
 
 
-def _mix32(h: tf.Tensor) -> tf.Tensor:
-    """The murmur3 finalizer on uint32: a cheap, well-spread integer hash."""
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
-    h = h * tf.constant(0x85EBCA6B, tf.uint32)
-    h = tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 13))
-    h = h * tf.constant(0xC2B2AE35, tf.uint32)
-    return tf.bitwise.bitwise_xor(h, tf.bitwise.right_shift(h, 16))
-
-
 def adam_update(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step_size: tf.Tensor,
                 mask: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """One Adam step of one (stacked) variable: Keras' rule, `keras.optimizers.Adam.update_step`.
@@ -70,18 +61,34 @@ def adam_update(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s
     return param - update, m, v
 
 
-def epoch_order(shuffle_seeds: tf.Tensor, epoch: tf.Tensor, size: int) -> tf.Tensor:
-    """The order in which each member visits its `size` samples in `epoch`: int32 [K, size].
+def _mix32(h: np.ndarray) -> np.ndarray:
+    """The murmur3 finalizer on uint32 (wrapping arithmetic): a cheap, well-spread integer hash."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
 
-    Row k depends only on shuffle_seeds[k] and epoch, so a member sees the same order whether it
-    trains alone or in any slot of any stack.
+
+def epoch_orders(shuffle_seeds: Sequence[int], epochs: Sequence[int], size: int) -> np.ndarray:
+    """The order in which each member visits its `size` samples in each of `epochs`: int32
+    [epochs, K, size], a stable argsort of hashed keys.
+
+    Row k of an epoch depends only on shuffle_seeds[k] and the epoch number, so a member sees the
+    same order whether it trains alone or in any slot of any stack. Computed on the host with
+    NumPy before each call of the program: XLA's CPU sort (a comparator called per comparison)
+    took about a quarter of a pretraining step; NumPy sorts the same keys in a quarter of its
+    time. Equal keys keep index order (the index is the low half of each sorted 64-bit value),
+    the order `tf.argsort(..., stable=True)` of the same keys gave before 2026-12-03.
     """
-    seeds = tf.cast(tf.reshape(shuffle_seeds, [-1, 1]), tf.uint32)
-    epoch = tf.cast(epoch, tf.uint32)
-    index = tf.cast(tf.range(size), tf.uint32)[tf.newaxis, :]
-    key = _mix32(_mix32(seeds * tf.constant(0x9E3779B9, tf.uint32) + epoch) + index)
-    key = _mix32(key ^ (epoch * tf.constant(0x27D4EB2F, tf.uint32)))
-    return tf.argsort(key, axis=1, stable=True, direction="ASCENDING")
+    seeds = (np.asarray(shuffle_seeds, np.int64) & 0xFFFFFFFF).astype(np.uint32).reshape(1, -1, 1)
+    epochs = (np.asarray(epochs, np.int64) & 0xFFFFFFFF).astype(np.uint32).reshape(-1, 1, 1)
+    index = np.arange(size, dtype=np.uint32).reshape(1, 1, -1)
+    with np.errstate(over="ignore"):
+        key = _mix32(_mix32(seeds * np.uint32(0x9E3779B9) + epochs) + index)
+        key = _mix32(key ^ (epochs * np.uint32(0x27D4EB2F)))
+    ranked = np.sort((key.astype(np.uint64) << np.uint64(32)) | index.astype(np.uint64), axis=-1)
+    return (ranked & np.uint64(0xFFFFFFFF)).astype(np.int32)
 
 
 @dataclass
@@ -243,7 +250,6 @@ class StackTrainer:
             epochs_per_call = min(epochs_per_call, evaluate_every)
         run = self._compiled_run(members, size, epochs_per_call)
         x_t, y_t = tf.constant(x), tf.constant(y)
-        seeds_t = tf.constant(np.asarray(shuffle_seeds, np.int64) & 0xFFFFFFFF, tf.int64)
         params = [tf.identity(v.value) for v in self._variables]
         moments = [tf.constant(m) for pair in self._moments for m in pair]
         rates = tf.constant(self._learning_rates)
@@ -259,8 +265,8 @@ class StackTrainer:
             if evaluate is not None and evaluate_every > 0:
                 chunk = min(chunk, evaluate_every - done % evaluate_every)
             params, moments, chunk_losses = run(
-                x_t, y_t, seeds_t, params, moments,
-                tf.constant(first_epoch + done, tf.int32),
+                x_t, y_t, self._orders(shuffle_seeds, first_epoch + done, chunk, epochs_per_call, size),
+                params, moments,
                 tf.constant(chunk, tf.int32),
                 tf.constant(self.steps_taken, tf.int64),
                 rates, *extras,
@@ -279,6 +285,17 @@ class StackTrainer:
         log = np.concatenate(losses, axis=0) if losses else np.zeros((0, members), np.float32)
         return TrainingLog(losses=log, seconds=time.perf_counter() - start)
 
+    def _orders(self, shuffle_seeds: Sequence[int], first_epoch: int, epochs: int, max_epochs: int,
+                size: int) -> tf.Tensor:
+        """The members' orders for `epochs` epochs from `first_epoch`, as the program takes them:
+        [max_epochs, K, size] (epochs past the chunk unused); [1, 1, 1] when one step takes the
+        whole set in the order given (no shuffle)."""
+        if _whole_set_per_step(size, self.batch_size):
+            return tf.zeros([1, 1, 1], tf.int32)
+        orders = np.zeros((max_epochs, len(shuffle_seeds), size), np.int32)
+        orders[:epochs] = epoch_orders(shuffle_seeds, range(first_epoch, first_epoch + epochs), size)
+        return tf.constant(orders)
+
     def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
         key = (architecture(self.stack), self.batch_size, members, size, max_epochs, self._regime_terms,
                self._anchored)
@@ -296,7 +313,7 @@ class StackTrainer:
         # reorder a sum, at a cost: at n = 5000 it was most of a step. Left out there, and only
         # there (a padded single batch still shuffles, as it always has). Runs made before this
         # (2026-11-26) with such a set trained in shuffled order: same training, other rounding.
-        whole_set_per_step = steps == 1 and size == batch
+        whole_set_per_step = _whole_set_per_step(size, batch)
         mask = np.zeros((steps, batch), np.float32)
         mask.reshape(-1)[:size] = 1.0
         batch_counts = mask.sum(axis=1)
@@ -319,7 +336,7 @@ class StackTrainer:
             return 0.5 * alpha * tf.add_n(squares)
 
         @tf.function(jit_compile=True, reduce_retracing=True)
-        def run(x, y, seeds, params, moments, first_epoch, num_epochs, step0, rates, *extras):
+        def run(x, y, orders, params, moments, num_epochs, step0, rates, *extras):
             alpha, anchor, masks = extras if regime_terms else (None, None, None)
             def in_steps(values):  # [K, padded, features] -> [steps, batch, K, features]
                 return tf.transpose(tf.reshape(values, [members, steps, batch, -1]), [1, 2, 0, 3])
@@ -331,8 +348,7 @@ class StackTrainer:
                 if whole_set_per_step:
                     xs, ys = fixed_xs, fixed_ys
                 else:
-                    order = epoch_order(seeds, first_epoch + epoch_index, size)  # [K, n]
-                    order = tf.pad(order, [[0, 0], [0, padded - size]])
+                    order = tf.pad(orders[epoch_index], [[0, 0], [0, padded - size]])  # [K, padded]
                     xs = in_steps(tf.gather(x, order, batch_dims=1))
                     ys = in_steps(tf.gather(y, order, batch_dims=1))
 
@@ -398,6 +414,11 @@ def _shared(key: tuple, make: Callable[[], Callable]) -> Callable:
         while len(_PROGRAMS) > SHARED_PROGRAMS:
             _PROGRAMS.popitem(last=False)
     return _PROGRAMS[key]
+
+
+def _whole_set_per_step(size: int, batch: int) -> bool:
+    """One batch of exactly every sample: trained in the order given, no shuffle (see _make_run)."""
+    return size == batch
 
 
 def architecture(stack: keras.Model) -> str:
