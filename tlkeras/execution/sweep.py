@@ -123,8 +123,7 @@ class SweepRunner:
 
     def balance(self, jobs: list[StackJob], workers: int | None = None) -> list[StackJob]:
         """Split the long jobs into one stack per worker when they are too few to keep every
-        worker busy (for example a warm run, whose pretraining comes from the cache), and split
-        the pretraining when it is the critical path (`outlasts_independent_work`).
+        worker busy (for example a warm run, whose pretraining comes from the cache).
 
         Splitting does not change a number (members are independent, bit for bit), but a stack
         of 3 and one of 2 cost more in all than one of 5, so jobs stay whole when enough long
@@ -133,8 +132,11 @@ class SweepRunner:
         workers = workers or self.options.workers
         long_jobs = [j for j in jobs if j.work >= LONG_JOB_WORK and not self._cached(j)]
         if len(long_jobs) >= workers:
-            uncached = [j for j in jobs if not self._cached(j)]
-            long_jobs = [j for j in long_jobs if outlasts_independent_work(j, uncached, workers)]
+            # A pretraining longer than the other work could be split too (the critical path
+            # ends sooner), but a stack's step has a fixed part worth about two members: exp1
+            # cold with its pretraining split 3 + 2 took 24 s more CPU and ended at the same
+            # time (3m49s vs 3m50s, 2026-12-03): the oracle became the critical path.
+            return jobs
         return [chunk for job in jobs for chunk in
                 (split_for_workers(job, workers) if job in long_jobs else [job])]
 
@@ -155,21 +157,6 @@ class SweepRunner:
 
 
 LONG_JOB_WORK = 200_000  # StackJob.work: about 40 s of one core
-
-
-def outlasts_independent_work(job: StackJob, jobs: list[StackJob], workers: int) -> bool:
-    """Whether `job` is a pretraining that the other workers cannot keep pace with: the jobs
-    that do not wait on a pretrained model give each other worker less work than it takes alone.
-    Trained whole, it would leave them idle before it ends, and every transfer job waits for it
-    (exp1 cold, measured: the second core idle for the last 27 s of a 3.6-minute pretraining).
-    Split over the workers, it ends sooner and the rest fills in behind it."""
-    if job.arm != PRETRAIN or workers < 2 or len(job.members) < 2:
-        return False
-    def member_work(j: StackJob) -> float:  # a step's time grows nearly linearly with the members
-        return j.work * len(j.members)
-
-    independent = sum(member_work(j) for j in jobs if j is not job and not any(needs_pretrained(m) for m in j.members))
-    return member_work(job) > independent / (workers - 1)
 
 
 def open_backend(config: StudyConfig, run_dir: RunDir, options: SweepOptions,
