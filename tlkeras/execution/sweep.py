@@ -49,7 +49,7 @@ class SweepRunner:
         self.processes = processes  # local workers the caller started (None: started here if needed)
         self.shared = shared  # members recorded by linking them from another sweep (not a resume)
         self.jobs = plan_jobs(config, options.max_members)
-        self.utilisation: float | None = None  # after `run`: job seconds over workers x wall time
+        self.utilisation: float | None = None  # after `run`: training seconds over workers x wall time
 
     def pending_jobs(self) -> list[StackJob]:
         """Every job with at least one member not recorded yet, reduced to those members."""
@@ -111,10 +111,11 @@ class SweepRunner:
         finally:
             backend.close()
         wall = time.perf_counter() - started
-        # How well the jobs packed: the workers' job seconds (training, compiling, evaluating,
-        # saving) over workers x wall time. Below 100%: a worker waited for a job it could run.
+        # How well the jobs packed: the workers' training seconds (`StackTrainer.fit`, evaluations
+        # included) over workers x wall time. The rest: workers loading and saving models,
+        # writing TensorBoard, starting, or waiting for a job they could run.
         self.utilisation = busy_seconds / (workers * wall) if wall > 0 else 0.0
-        report(f"sweep finished in {duration(wall)}: {workers} workers busy {self.utilisation:.0%} of the time")
+        report(f"sweep finished in {duration(wall)}: {workers} workers training {self.utilisation:.0%} of the time")
         return self.records()
 
     def records(self) -> list[dict]:
