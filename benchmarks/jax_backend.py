@@ -5,7 +5,7 @@
     python benchmarks/jax_backend.py --members=5 --rounds=3
 
 Both sides train the same stack (`tlkeras.nn.models.build_stack`, the protocol MLP, Glorot
-starts from the same seeds) with the engine's Adam (`engine.adam_update`'s rule) and the
+starts drawn with NumPy) with the engine's Adam (`engine.adam_update`'s rule) and the
 engine's masked-batch MSE, on the same data in the same per-epoch orders (`epoch_orders`):
 
 - tensorflow: `StackTrainer.fit` (the engine itself: `tf.function(jit_compile=True)`, a while
@@ -52,7 +52,17 @@ def problem(k: int, n: int):
             for s in range(k)]
     x = np.stack([s[0] for s in sets]).astype(np.float32)
     y = np.stack([s[1] for s in sets]).astype(np.float32)
-    starts = [models.initial_weights(spec, seed) for seed in range(k)]
+    # Glorot-uniform starts drawn with NumPy: Keras' seeded initializers draw other numbers under
+    # each backend, and both sides must start from the same weights.
+    rng = np.random.default_rng(0)
+    starts = []
+    for _ in range(k):
+        layers = {}
+        for name, (fan_in, fan_out) in zip(spec.layer_names(), spec.layer_sizes()):
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            layers[name] = [rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32),
+                            np.zeros(fan_out, np.float32)]
+        starts.append(models.StartingWeights(layers))
     return spec, x, y, starts
 
 
