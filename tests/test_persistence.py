@@ -193,3 +193,36 @@ def test_a_report_names_a_preset_other_than_full(tmp_path):
     (tmp_path / "flags.txt").write_text("--epochs=40\n--preset=quick\n--seeds=0,1\n")
     (note, blank) = run.preset_note()
     assert note.startswith("> **--preset=quick**: small training sets") and "not the full protocol's" in note
+
+
+def test_models_of_one_structure_are_written_from_a_checked_template(tmp_path):
+    """`KerasFileWriter` (what the sweeps export members with): after the first model of a
+    structure, files from the template hold what `model.save` writes, and load with plain Keras."""
+    import keras
+
+    from tlkeras.storage.keras_files import KerasFileWriter, keras_file_bytes, same_keras_file
+
+    writer = KerasFileWriter()
+    spec = NetworkSpec(input_offset=(0.0, 0.0), input_scale=(20.0, 20.0), output_offset=(1.0, 2.0),
+                       output_scale=(3.0, 4.0))
+    members = [build_mlp(spec, seed=seed, name=f"member_{seed}") for seed in range(3)]
+    writer.bytes_of(members[0])  # saved by Keras, and checked against the template's rendering
+    assert writer.checked_structures() == (1, 0)
+    x = np.random.default_rng(0).uniform(0, 20, (5, 2)).astype(np.float32)
+    for member in members[1:]:
+        payload = writer.bytes_of(member)
+        assert same_keras_file(payload, keras_file_bytes(member))
+        path = tmp_path / f"{member.name}.keras"
+        path.write_bytes(payload)
+        loaded = keras.saving.load_model(path)
+        assert loaded.name == member.name
+        for a, b in zip(loaded.get_weights(), member.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), member.predict(x, verbose=0))
+    # The comparison sees a single changed weight.
+    changed = members[2].get_weights()
+    changed[0][0, 0] += 1e-3
+    members[2].set_weights(changed)
+    unchanged = build_mlp(spec, seed=2, name="member_2")
+    assert same_keras_file(keras_file_bytes(unchanged), writer.bytes_of(build_mlp(spec, seed=2, name="member_2")))
+    assert not same_keras_file(writer.bytes_of(members[2]), keras_file_bytes(unchanged))

@@ -159,12 +159,18 @@ def json_bytes(value) -> bytes:
     return json_text(value).encode()
 
 
+_KERAS_FILES = None  # one writer per process: its templates are per model structure
+
+
 def model_bytes(model) -> bytes:
-    """A Keras model as the bytes of its `.keras` file."""
-    with tempfile.TemporaryDirectory(prefix="tlkeras-model-") as scratch:
-        path = Path(scratch) / "model.keras"
-        model.save(path)
-        return path.read_bytes()
+    """A Keras model as the bytes of its `.keras` file (`storage.keras_files`: after the first
+    model of a structure, a checked template filled with the weights; ~2 ms instead of ~22)."""
+    global _KERAS_FILES
+    if _KERAS_FILES is None:
+        from tlkeras.storage.keras_files import KerasFileWriter
+
+        _KERAS_FILES = KerasFileWriter()
+    return _KERAS_FILES.bytes_of(model)
 
 
 def model_from_bytes(payload: bytes, expected=None, source: str = ""):
