@@ -64,6 +64,8 @@ def main(argv):
     import keras
     import numpy as np
 
+    import tlkeras.nn.layers  # noqa: F401  (registers the layers strategies' models hold, for loading)
+
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", FLAGS.against], check=True,
                          capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix=f"tlkeras-{sha}-") as scratch:
@@ -93,9 +95,12 @@ def main(argv):
                 problems.append(f"{path}: weights differ (largest difference {gap:.3g})")
         old_numbers = dict(numbers(json.loads((old_run / "results.json").read_text())))
         new_numbers = dict(numbers(json.loads((new_run / "results.json").read_text())))
-        same_numbers = sum(1 for key, value in new_numbers.items() if old_numbers.get(key) == value)
+        def equal(a, b) -> bool:  # NaN (a test with nothing to test) equals NaN
+            return a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
+
+        same_numbers = sum(1 for key, value in new_numbers.items() if equal(old_numbers.get(key), value))
         for key in sorted(set(old_numbers) | set(new_numbers)):
-            if old_numbers.get(key) != new_numbers.get(key) and "seconds" not in key and "time" not in key:
+            if not equal(old_numbers.get(key), new_numbers.get(key)) and "seconds" not in key and "time" not in key:
                 problems.append(f"results.json{key}: {old_numbers.get(key)} at {sha}, {new_numbers.get(key)} here")
     print(f"{identical} of {len(new_models)} members bit for bit identical to {sha}; "
           f"{same_numbers} of {len(new_numbers)} numbers of results.json equal")
