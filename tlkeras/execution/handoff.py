@@ -164,7 +164,7 @@ _KERAS_FILES = None  # one writer per process: its templates are per model struc
 
 def model_bytes(model) -> bytes:
     """A Keras model as the bytes of its `.keras` file (`storage.keras_files`: after the first
-    model of a structure, a checked template filled with the weights; ~2 ms instead of ~22)."""
+    model of a structure, a checked template filled with the weights; ~7 ms instead of ~22)."""
     global _KERAS_FILES
     if _KERAS_FILES is None:
         from tlkeras.storage.keras_files import KerasFileWriter

@@ -49,7 +49,6 @@ class SweepRunner:
         self.processes = processes  # local workers the caller started (None: started here if needed)
         self.shared = shared  # members recorded by linking them from another sweep (not a resume)
         self.jobs = plan_jobs(config, options.max_members)
-        self.utilisation: float | None = None  # after `run`: training seconds over workers x wall time
 
     def pending_jobs(self) -> list[StackJob]:
         """Every job with at least one member not recorded yet, reduced to those members."""
@@ -114,8 +113,8 @@ class SweepRunner:
         # How well the jobs packed: the workers' training seconds (`StackTrainer.fit`, evaluations
         # included) over workers x wall time. The rest: workers loading and saving models,
         # writing TensorBoard, starting, or waiting for a job they could run.
-        self.utilisation = busy_seconds / (workers * wall) if wall > 0 else 0.0
-        report(f"sweep finished in {duration(wall)}: {workers} workers training {self.utilisation:.0%} of the time")
+        utilisation = busy_seconds / (workers * wall) if wall > 0 else 0.0
+        report(f"sweep finished in {duration(wall)}: {workers} workers training {utilisation:.0%} of the time")
         return self.records()
 
     def records(self) -> list[dict]:

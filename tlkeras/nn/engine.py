@@ -292,8 +292,9 @@ class StackTrainer:
         whole set in the order given (no shuffle)."""
         if _whole_set_per_step(size, self.batch_size):
             return tf.zeros([1, 1, 1], tf.int32)
-        orders = np.zeros((max_epochs, len(shuffle_seeds), size), np.int32)
-        orders[:epochs] = epoch_orders(shuffle_seeds, range(first_epoch, first_epoch + epochs), size)
+        orders = epoch_orders(shuffle_seeds, range(first_epoch, first_epoch + epochs), size)
+        if epochs < max_epochs:  # a short last chunk: the program's input keeps its shape
+            orders = np.concatenate([orders, np.zeros((max_epochs - epochs, *orders.shape[1:]), np.int32)])
         return tf.constant(orders)
 
     def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
