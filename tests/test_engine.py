@@ -157,12 +157,43 @@ def test_trainers_of_one_architecture_share_a_program_and_train_exactly_as_with_
     np.testing.assert_array_equal(first_log.losses, again_log.losses)
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
-    # Another data size, chunk of epochs or regime is another program.
+    # Another data size or chunk of epochs in the bucket is the same program: the size is an argument...
     _trained_stack([5, 6], x[:, :40], y[:, :40], epochs=1)
+    assert dict(engine._PROGRAMS) == programs
+    # ...another regime, or a set past the bucket, is another program.
     stack = models.build_stack(SPEC, 2)
     engine.StackTrainer(stack, 1e-3, 32, engine.Regime([1e-3, 1e-3], frozen=[frozenset({"hidden_0"})] * 2)).fit(
         x, y, 1, shuffle_seeds=[5, 6])
+    assert len(engine._PROGRAMS) == 2
+    big_x, big_y = _data(2, engine.SAMPLE_BUCKET + 1, seed=5)
+    _trained_stack([5, 6], big_x, big_y, epochs=1)
     assert len(engine._PROGRAMS) == 3
+
+
+def test_a_new_data_size_or_step_count_compiles_nothing(tmp_path):
+    """TensorFlow compiles an XLA program anew for every value of an argument it must know at
+    compile time; the engine's data size and step count must not be such. Counted, not timed:
+    XLA's persistent cache writes one file per compilation."""
+    import subprocess
+    import sys
+
+    script = """
+import numpy as np
+from tlkeras.nn import engine, models
+spec = models.NetworkSpec()
+for size in (50, 77, 225, 32, 1000):  # 2, 3, 8, 1 (the whole set in one batch) and 32 steps
+    stack = models.build_stack(spec, 2)
+    rng = np.random.default_rng(size)
+    x, y = rng.random((2, size, 2), np.float32), rng.random((2, size, 2), np.float32)
+    engine.StackTrainer(stack, 1e-3, 32).fit(x, y, 2 + size % 3, shuffle_seeds=[1, 2])
+print(len(engine._PROGRAMS))
+"""
+    cache = tmp_path / "xla"
+    env = {**__import__("os").environ, "TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={cache}"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "1"
+    assert len(list(cache.glob("*.pb"))) == 1, sorted(p.name for p in cache.iterdir())
 
 
 def test_adam_update_is_keras_adam_step_for_step():

@@ -248,8 +248,9 @@ class StackTrainer:
             epochs_per_call = max(1, min(epochs, int(4000 // steps)))
         if evaluate is not None and evaluate_every > 0:
             epochs_per_call = min(epochs_per_call, evaluate_every)
-        run = self._compiled_run(members, size, epochs_per_call)
-        x_t, y_t = tf.constant(x), tf.constant(y)
+        samples, step_slots = _bucket(size, SAMPLE_BUCKET), _bucket(epochs_per_call * steps, STEP_BUCKET)
+        run = self._compiled_run(members, samples, step_slots)
+        x_t, y_t = tf.constant(_padded(x, samples)), tf.constant(_padded(y, samples))
         params = [tf.identity(v.value) for v in self._variables]
         moments = [tf.constant(m) for pair in self._moments for m in pair]
         rates = tf.constant(self._learning_rates)
@@ -265,9 +266,9 @@ class StackTrainer:
             if evaluate is not None and evaluate_every > 0:
                 chunk = min(chunk, evaluate_every - done % evaluate_every)
             params, moments, chunk_losses = run(
-                x_t, y_t, self._orders(shuffle_seeds, first_epoch + done, chunk, epochs_per_call, size),
+                x_t, y_t, self._orders(shuffle_seeds, first_epoch + done, chunk, size, step_slots),
                 params, moments,
-                tf.constant(chunk, tf.int32),
+                tf.constant(chunk, tf.int32), tf.constant(steps, tf.int32), tf.constant(size, tf.int32),
                 tf.constant(self.steps_taken, tf.int64),
                 rates, *extras,
             )
@@ -285,40 +286,41 @@ class StackTrainer:
         log = np.concatenate(losses, axis=0) if losses else np.zeros((0, members), np.float32)
         return TrainingLog(losses=log, seconds=time.perf_counter() - start)
 
-    def _orders(self, shuffle_seeds: Sequence[int], first_epoch: int, epochs: int, max_epochs: int,
-                size: int) -> tf.Tensor:
-        """The members' orders for `epochs` epochs from `first_epoch`, as the program takes them:
-        [max_epochs, K, size] (epochs past the chunk unused); [1, 1, 1] when one step takes the
-        whole set in the order given (no shuffle)."""
-        if _whole_set_per_step(size, self.batch_size):
-            return tf.zeros([1, 1, 1], tf.int32)
-        orders = epoch_orders(shuffle_seeds, range(first_epoch, first_epoch + epochs), size)
-        if epochs < max_epochs:  # a short last chunk: the program's input keeps its shape
-            orders = np.concatenate([orders, np.zeros((max_epochs - epochs, *orders.shape[1:]), np.int32)])
-        return tf.constant(orders)
+    def _orders(self, shuffle_seeds: Sequence[int], first_epoch: int, epochs: int, size: int,
+                step_slots: int) -> tf.Tensor:
+        """Every step's minibatch of every member for `epochs` epochs from `first_epoch`, as the
+        program reads them: flat int32 [step_slots * K * batch], step after step, each step's
+        [K, batch] sample indices (the last batch of an epoch padded with index 0, weight 0; the
+        slots past the chunk unused). One batch of exactly every sample takes them in the order
+        given, no shuffle (see `_whole_set_per_step`)."""
+        members, batch = len(shuffle_seeds), self.batch_size
+        steps = math.ceil(size / batch)
+        if _whole_set_per_step(size, batch):
+            orders = np.broadcast_to(np.arange(size, dtype=np.int32), (epochs, members, size))
+        else:
+            orders = epoch_orders(shuffle_seeds, range(first_epoch, first_epoch + epochs), size)
+        flat = np.zeros(step_slots * members * batch, np.int32)
+        chunk = flat[: epochs * steps * members * batch].reshape(epochs, steps, members, batch)
+        padded = np.zeros((epochs, members, steps * batch), np.int32)
+        padded[..., :size] = orders
+        chunk[...] = padded.reshape(epochs, members, steps, batch).transpose(0, 2, 1, 3)
+        return tf.constant(flat)
 
-    def _compiled_run(self, members: int, size: int, max_epochs: int) -> Callable:
-        key = (architecture(self.stack), self.batch_size, members, size, max_epochs, self._regime_terms,
+    def _compiled_run(self, members: int, samples: int, step_slots: int) -> Callable:
+        key = (architecture(self.stack), self.batch_size, members, samples, step_slots, self._regime_terms,
                self._anchored)
-        return _shared(key, lambda: self._make_run(members, size, max_epochs, self._regime_terms, self._anchored))
+        return _shared(key, lambda: self._make_run(members, step_slots, self._regime_terms, self._anchored))
 
-    def _make_run(self, members: int, size: int, max_epochs: int, regime_terms: bool,
+    def _make_run(self, members: int, step_slots: int, regime_terms: bool,
                   anchored_indices: tuple[int, ...] | None = None) -> Callable:
+        """The program: `run(x, y, orders, params, moments, epochs, steps, size, step0, rates,
+        *extras)` trains `epochs` epochs of `steps` steps over the first `size` samples of x, y
+        [K, samples, features] (padded to a bucket: see `SAMPLE_BUCKET`), the minibatches as
+        `_orders` lays them out. The data size is an argument, not a shape: one program serves
+        every set of a bucket."""
         stack = self.stack
         batch = self.batch_size
-        steps = math.ceil(size / batch)
-        padded = steps * batch
-        # Samples past the end of the last (short) batch are padding: weight 0.
-        # One batch of exactly every sample (multi_fidelity's full batch, or any set whose size
-        # equals the batch size): the per-epoch shuffle (a sort of n keys per member) would only
-        # reorder a sum, at a cost: at n = 5000 it was most of a step. Left out there, and only
-        # there (a padded single batch still shuffles, as it always has). Runs made before this
-        # (2026-11-26) with such a set trained in shuffled order: same training, other rounding.
-        whole_set_per_step = _whole_set_per_step(size, batch)
-        mask = np.zeros((steps, batch), np.float32)
-        mask.reshape(-1)[:size] = 1.0
-        batch_counts = mask.sum(axis=1)
-        sample_weight = tf.constant(mask / batch_counts[:, None])  # [steps, batch]
+        block = members * batch
 
         def member_losses(params, xb, yb, weight):
             predictions, _ = stack.stateless_call(params, [], xb, training=True)
@@ -337,29 +339,25 @@ class StackTrainer:
             return 0.5 * alpha * tf.add_n(squares)
 
         @tf.function(jit_compile=True, reduce_retracing=True)
-        def run(x, y, orders, params, moments, num_epochs, step0, rates, *extras):
+        def run(x, y, orders, params, moments, num_epochs, steps, size, step0, rates, *extras):
             alpha, anchor, masks = extras if regime_terms else (None, None, None)
-            def in_steps(values):  # [K, padded, features] -> [steps, batch, K, features]
-                return tf.transpose(tf.reshape(values, [members, steps, batch, -1]), [1, 2, 0, 3])
+            positions = tf.range(batch)
 
-            if whole_set_per_step:  # one batch of every sample, in the order given
-                fixed_xs, fixed_ys = in_steps(x), in_steps(y)
+            def minibatch(values, indices):  # [K, samples, f] at [K, batch] -> [batch, K, f]
+                return tf.transpose(tf.gather(values, indices, batch_dims=1), [1, 0, 2])
 
-            def epoch_body(epoch_index, params, moments, step, losses):
-                if whole_set_per_step:
-                    xs, ys = fixed_xs, fixed_ys
-                else:
-                    order = tf.pad(orders[epoch_index], [[0, 0], [0, padded - size]])  # [K, padded]
-                    xs = in_steps(tf.gather(x, order, batch_dims=1))
-                    ys = in_steps(tf.gather(y, order, batch_dims=1))
-
-                batch_counts_t = tf.constant(batch_counts)
-
-                def step_body(s, params, moments, step, loss_sum):
-                    weight = sample_weight[s]
+            def epoch_body(epoch_index, cursor, params, moments, step, losses):
+                def step_body(s, cursor, params, moments, step, loss_sum):
+                    # The cursor walks the orders a step at a time (an offset computed from `steps`
+                    # would make TensorFlow compile a program per step count).
+                    indices = tf.reshape(tf.slice(orders, tf.reshape(cursor, [1]), [block]), [members, batch])
+                    # The last batch of an epoch may be short: its samples weigh 1/count, padding 0.
+                    count = tf.minimum(batch, size - s * batch)
+                    count_f = tf.cast(count, tf.float32)
+                    weight = tf.where(positions < count, 1.0 / count_f, 0.0)
                     with tf.GradientTape() as tape:
                         tape.watch(params)
-                        data_loss = member_losses(params, xs[s], ys[s], weight)
+                        data_loss = member_losses(params, minibatch(x, indices), minibatch(y, indices), weight)
                         total = tf.reduce_sum(data_loss)
                         if regime_terms:
                             total = total + tf.reduce_sum(anchor_pull(params, alpha, anchor))
@@ -374,24 +372,27 @@ class StackTrainer:
                                               per_member(step_sizes, p), mask)
                         new_params.append(p)
                         new_moments += [m, v]
-                    return s + 1, new_params, new_moments, step, loss_sum + data_loss * batch_counts_t[s]
+                    return s + 1, cursor + block, new_params, new_moments, step, loss_sum + data_loss * count_f
 
-                _, params, moments, step, loss_sum = tf.while_loop(
+                _, cursor, params, moments, step, loss_sum = tf.while_loop(
                     lambda s, *_: s < steps,
                     step_body,
-                    (tf.constant(0), params, moments, step, tf.zeros([members])),
+                    (tf.constant(0), cursor, params, moments, step, tf.zeros([members])),
                 )
+                # The epoch's mean loss: as before 2026-12-03 to float32 rounding (then XLA divided
+                # by a constant size and fused the sums otherwise; the weights are bit for bit the same).
                 losses = tf.tensor_scatter_nd_update(
-                    losses, [[epoch_index]], [loss_sum / float(size)]
+                    losses, [[epoch_index]], [loss_sum / tf.cast(size, tf.float32)]
                 )
-                return epoch_index + 1, params, moments, step, losses
+                return epoch_index + 1, cursor, params, moments, step, losses
 
-            # XLA wants static shapes: the loss buffer holds the largest chunk this run takes.
-            losses = tf.zeros([max_epochs, members])
-            _, params, moments, _, losses = tf.while_loop(
+            # XLA wants static shapes: the loss buffer has a row for every step slot (an epoch
+            # takes at least one), the chunk's epochs fill the first rows.
+            losses = tf.zeros([step_slots, members])
+            _, _, params, moments, _, losses = tf.while_loop(
                 lambda e, *_: e < num_epochs,
                 epoch_body,
-                (tf.constant(0), params, moments, step0, losses),
+                (tf.constant(0), tf.constant(0), params, moments, step0, losses),
             )
             return params, moments, losses
 
@@ -417,8 +418,33 @@ def _shared(key: tuple, make: Callable[[], Callable]) -> Callable:
     return _PROGRAMS[key]
 
 
+# A program's shapes are buckets, not sizes: the data padded to the next power of two of at least
+# SAMPLE_BUCKET samples, the chunk's steps to one of at least STEP_BUCKET slots. A step reads its
+# minibatch by index, so the padding costs memory (a few MB), not time, and every set of up to
+# SAMPLE_BUCKET samples (every real-data volume of the study, every round of Experiment 4) trains
+# through one program: a new size costs no tracing and compiling (~1.7 s a program and process).
+SAMPLE_BUCKET = 4096
+STEP_BUCKET = 4096
+
+
+def _bucket(count: int, floor: int) -> int:
+    """The smallest power of two at least `count` and `floor`."""
+    return max(floor, 1 << max(0, count - 1).bit_length())
+
+
+def _padded(values: np.ndarray, samples: int) -> np.ndarray:
+    """[K, n, f] -> [K, samples, f], zeros after the n rows."""
+    out = np.zeros((values.shape[0], samples, values.shape[2]), np.float32)
+    out[:, : values.shape[1]] = values
+    return out
+
+
 def _whole_set_per_step(size: int, batch: int) -> bool:
-    """One batch of exactly every sample: trained in the order given, no shuffle (see _make_run)."""
+    """One batch of exactly every sample (multi_fidelity's full batch, or any set whose size
+    equals the batch size): trained in the order given, no shuffle. The shuffle would only reorder
+    a sum, at a cost (a sort of n keys per member: at n = 5000 it was most of a step). A padded
+    single batch still shuffles, as it always has. Runs made before 2026-11-26 with such a set
+    trained in shuffled order: same training, other rounding."""
     return size == batch
 
 
