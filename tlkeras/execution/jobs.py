@@ -84,8 +84,8 @@ class JobExecutor:
         trained = train_job(self.config, job, prepared, progress=self._progress(job, label),
                             eval_inputs=eval_inputs, evaluated=job_curves.add if job_curves.wanted else None)
         outputs += self._finish(job, trained, pretrained, eval_inputs, job_curves, inputs)
-        report(f"done   [{label}] in {duration(trained.log.seconds)}")
-        return JobOutput(outputs, trained.log.seconds, job.steps)
+        report(f"done   [{label}] in {duration(trained.seconds)}")
+        return JobOutput(outputs, trained.seconds, job.steps)
 
     def _pretrained(self, member: Member, inputs: JobInputs) -> keras.Model | None:
         if not needs_pretrained(member):
@@ -101,7 +101,7 @@ class JobExecutor:
         if eval_inputs is None:
             x = network.scale_inputs(self.evaluation.x)
             eval_inputs = np.stack([x if strategy is None else strategy.inputs(self.config, x, p) for p in pretrained])
-        seconds_per_member = trained.log.seconds / len(job.members)
+        seconds_per_member = trained.seconds / len(job.members)
         mixes = self._mix_predictions(trained, eval_inputs) if any("wise_ft_mix" in n for n in trained.notes) else None
         # The plain exported network is refilled member by member (each is saved and scored before
         # the next), unless the strategy's saved model wraps it.

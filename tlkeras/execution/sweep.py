@@ -110,9 +110,10 @@ class SweepRunner:
         finally:
             backend.close()
         wall = time.perf_counter() - started
-        # How well the jobs packed: the workers' training seconds (`StackTrainer.fit`, evaluations
-        # included) over workers x wall time. The rest: workers loading and saving models,
-        # writing TensorBoard, starting, or waiting for a job they could run.
+        # How well the jobs packed: the workers' training seconds (`training.train_job`: the
+        # stack's fit with its evaluations, and a strategy's own fits) over workers x wall time.
+        # The rest: workers loading and saving models, writing TensorBoard, starting, or waiting
+        # for a job they could run.
         utilisation = busy_seconds / (workers * wall) if wall > 0 else 0.0
         report(f"sweep finished in {duration(wall)}: {workers} workers training {utilisation:.0%} of the time")
         return self.records()

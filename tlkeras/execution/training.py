@@ -18,6 +18,7 @@ and its purpose (`data.stream_seed`), so any member can be recomputed from the c
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -116,8 +117,9 @@ def prepare(config: StudyConfig, member: Member, pretrained: keras.Model | None)
 @dataclass
 class TrainedStack:
     """The outcome of a stack job: the trained stacked model, its loss curves, its weights before
-    and after training (before any choice a strategy makes after training: wise_ft's mix), and
-    per member what its strategy recorded of its choices."""
+    and after training (before any choice a strategy makes after training: wise_ft's mix), per
+    member what its strategy recorded of its choices, and the seconds all its training took (the
+    stack's fit and a strategy's own fits: l2_sp's held-out runs, wise_ft's folds)."""
 
     job: StackJob
     stack: keras.Model
@@ -127,6 +129,7 @@ class TrainedStack:
     start: list[np.ndarray]
     trained: list[np.ndarray]
     notes: list[dict]
+    seconds: float
 
 
 EvaluatedFn = Callable[[int, np.ndarray], None]  # (epoch, predictions [members, points, out])
@@ -151,6 +154,7 @@ def train_job(
     differ in the last bits from the same member in any larger stack. With two or more slots a
     member's numbers do not depend on its stack, bit for bit (tests/test_engine.py).
     """
+    started = time.perf_counter()
     copies = 2 if len(job.members) == 1 else 1
     members = list(job.members) * copies
     prepared = list(prepared) * copies
@@ -187,7 +191,7 @@ def train_job(
     if strategy is not None:
         after = strategy.after_training(config, plan, stack.trainable_variables, start)
         notes = [{**before, **later} for before, later in zip(notes, after)]
-    return TrainedStack(job, stack, log, trainer, network, start, trained, notes)
+    return TrainedStack(job, stack, log, trainer, network, start, trained, notes, time.perf_counter() - started)
 
 
 def stack_predictions(stack: keras.Model, x: np.ndarray) -> np.ndarray:
