@@ -423,7 +423,7 @@ def _shared(key: tuple, make: Callable[[], Callable]) -> Callable:
 # minibatch by index, so the padding costs memory (a few MB), not time, and every set of up to
 # SAMPLE_BUCKET samples (every real-data volume of the study, every round of Experiment 4) trains
 # through one program: a new size costs no tracing and compiling (~1.7 s a program and process).
-SAMPLE_BUCKET = 4096
+SAMPLE_BUCKET = 8192
 STEP_BUCKET = 4096
 
 
