@@ -400,10 +400,11 @@ class StackTrainer:
 
 
 # Compiled programs shared by every trainer of this process. A program depends on the stack's
-# architecture, the batch and data sizes and which regime terms it has, never on the weights,
-# rates, masks or anchors (its arguments), so the jobs of a sweep that agree on those (the
-# fine-tuning strategies at one volume, the baseline and residual) trace and compile it once:
-# about 2-3 s per job, more than a short fine-tuning's training.
+# architecture, the batch size, the stack's size, the data's bucket (SAMPLE_BUCKET) and which
+# regime terms it has, never on the weights, rates, masks, anchors or the data size within the
+# bucket (its arguments), so the jobs of a sweep that agree on those (every fine-tuning strategy
+# at every volume, the baselines) trace and compile it once: about 1.7 s, more than a short
+# fine-tuning's training.
 _PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
 SHARED_PROGRAMS = 64  # the least recently used beyond these are dropped
 
