@@ -17,13 +17,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from trees import commit_and_this_tree  # noqa: E402
 
 flags.DEFINE_list("sizes", ["50", "100", "200", "500", "1000", "2000", "5000"], "Data sizes, one job each, in order.")
 flags.DEFINE_integer("members", 5, "Members per stack.", lower_bound=1)
@@ -60,19 +60,8 @@ def measure() -> dict:
 
 
 def compare(revision: str) -> None:
-    root = Path(__file__).resolve().parent.parent
-    sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", revision], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    here = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "tlkeras"], capture_output=True,
-                           text=True).stdout.strip()
     arguments = [f"--sizes={','.join(FLAGS.sizes)}", f"--members={FLAGS.members}", f"--epochs={FLAGS.epochs}"]
-    with tempfile.TemporaryDirectory(prefix=f"tlkeras-{sha}-") as old_tree:
-        archive = subprocess.run(["git", "-C", str(root), "archive", sha, "tlkeras"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", old_tree], input=archive, check=True)
-        trees = {sha: old_tree, f"{here}{'+changes' if dirty else ''} (this tree)": str(root)}
+    with commit_and_this_tree(revision) as trees:
         best: dict[str, dict] = {}
         for round_index in range(FLAGS.rounds):
             for name, tree in trees.items():

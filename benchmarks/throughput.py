@@ -31,13 +31,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from trees import commit_and_this_tree  # noqa: E402
 
 flags.DEFINE_list("members", ["1", "8", "32"], "Stack sizes K to measure.")
 flags.DEFINE_integer("member_samples", 640_000, "Member-samples each measurement trains.", lower_bound=1000)
@@ -152,18 +152,7 @@ def bare_rate(k: int, sets, batch: int) -> tuple[float, float]:
 
 def compare(revision: str, sizes: list[int]) -> None:
     """This tree's engine against `revision`'s, each measured in its own process, in turns."""
-    root = Path(__file__).resolve().parent.parent
-    sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", revision], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    here = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "tlkeras"], capture_output=True,
-                           text=True).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix=f"tlkeras-{sha}-") as old_tree:
-        archive = subprocess.run(["git", "-C", str(root), "archive", sha, "tlkeras"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", old_tree], input=archive, check=True)
-        trees = {f"{sha}": old_tree, f"{here}{'+changes' if dirty else ''} (this tree)": str(root)}
+    with commit_and_this_tree(revision) as trees:
         best: dict[str, dict[int, dict]] = {name: {} for name in trees}
         arguments = [f"--members={','.join(map(str, sizes))}", f"--member_samples={FLAGS.member_samples}",
                      f"--set_size={FLAGS.set_size}", f"--batch_size={FLAGS.batch_size}",
