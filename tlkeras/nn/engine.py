@@ -268,7 +268,7 @@ class StackTrainer:
             params, moments, chunk_losses = run(
                 x_t, y_t, self._orders(shuffle_seeds, first_epoch + done, chunk, size, step_slots),
                 params, moments,
-                tf.constant(chunk, tf.int32), tf.constant(steps, tf.int32), tf.constant(size, tf.int32),
+                tf.constant(chunk, tf.int32), tf.constant(size, tf.int32),
                 tf.constant(self.steps_taken, tf.int64),
                 rates, *extras,
             )
@@ -313,8 +313,8 @@ class StackTrainer:
 
     def _make_run(self, members: int, step_slots: int, regime_terms: bool,
                   anchored_indices: tuple[int, ...] | None = None) -> Callable:
-        """The program: `run(x, y, orders, params, moments, epochs, steps, size, step0, rates,
-        *extras)` trains `epochs` epochs of `steps` steps over the first `size` samples of x, y
+        """The program: `run(x, y, orders, params, moments, epochs, size, step0, rates, *extras)`
+        trains `epochs` epochs over the first `size` samples of x, y
         [K, samples, features] (padded to a bucket: see `SAMPLE_BUCKET`), the minibatches as
         `_orders` lays them out. The data size is an argument, not a shape: one program serves
         every set of a bucket."""
@@ -339,8 +339,9 @@ class StackTrainer:
             return 0.5 * alpha * tf.add_n(squares)
 
         @tf.function(jit_compile=True, reduce_retracing=True)
-        def run(x, y, orders, params, moments, num_epochs, steps, size, step0, rates, *extras):
+        def run(x, y, orders, params, moments, num_epochs, size, step0, rates, *extras):
             alpha, anchor, masks = extras if regime_terms else (None, None, None)
+            steps = (size + batch - 1) // batch
             positions = tf.range(batch)
 
             def minibatch(values, indices):  # [K, samples, f] at [K, batch] -> [batch, K, f]
@@ -348,8 +349,8 @@ class StackTrainer:
 
             def epoch_body(epoch_index, cursor, params, moments, step, losses):
                 def step_body(s, cursor, params, moments, step, loss_sum):
-                    # The cursor walks the orders a step at a time (an offset computed from `steps`
-                    # would make TensorFlow compile a program per step count).
+                    # The cursor walks the orders a step at a time (an offset computed from the step
+                    # count made TensorFlow compile a program per step count).
                     indices = tf.reshape(tf.slice(orders, tf.reshape(cursor, [1]), [block]), [members, batch])
                     # The last batch of an epoch may be short: its samples weigh 1/count, padding 0.
                     count = tf.minimum(batch, size - s * batch)
