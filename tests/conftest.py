@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +91,34 @@ def tlkeras(*args, cwd=REPO, timeout=600, env: dict[str, str] | None = None) -> 
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([sys.executable, "-m", "tlkeras.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
+
+
+def tlkeras_here(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The `tlkeras` command called in this process (`tlkeras.cli.main`, what the console script
+    calls after start-up), as `tlkeras` above returns it: exit status, standard output and error.
+
+    For commands whose work is the test's subject (predict, evaluate, suggest on a fitted folder):
+    a fresh process would spend most of its time importing TensorFlow again. What only a fresh
+    process shows (the import's chatter kept off stderr, the console script, signals, faults
+    named in the environment) stays with `tlkeras`."""
+    from tlkeras.cli import main
+    from tlkeras.runtime import interrupts
+
+    out, err, handlers, here = io.StringIO(), io.StringIO(), {n: signal.getsignal(n) for n in interrupts.NAMES}, os.getcwd()
+    status = 0
+    try:
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(["tlkeras", *map(str, args)])
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        os.chdir(here)
+        interrupts.uninstall()
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return subprocess.CompletedProcess(["tlkeras", *map(str, args)], status, out.getvalue(), err.getvalue())
 
 
 def _exp1(logdir: Path):

@@ -4,7 +4,8 @@ the calibrated 90% interval covers 85-95% inside the measured region; predict's 
 --raw; bad levels, too few rows and a model folder without a calibration.
 
 Real commands on the shared example fit (conftest's `example_fits`: quick preset, 5 random
-folds, 300 rows); a test that changes a model folder works on a copy.
+folds, 300 rows), called in this process (`tlkeras_here`); a test that changes a model folder
+works on a copy.
 """
 
 import csv
@@ -14,7 +15,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, tlkeras
+from conftest import EXAMPLE, tlkeras_here
 
 pytestmark = pytest.mark.integration  # processes: commands
 
@@ -79,7 +80,7 @@ def test_a_fit_records_its_calibration_in_the_manifest_report_figure_and_tensorb
 def test_the_calibrated_90_interval_covers_85_to_95_percent_of_fresh_readings_inside(fitted, tmp_path):
     fresh = fresh_readings(tmp_path / "fresh.csv", 2000, seed=2024)
     out, figure = tmp_path / "scores.json", tmp_path / "calibration.png"
-    result = tlkeras("evaluate", f"--model={fitted}", f"--measurements={fresh}", f"--out={out}", f"--figure={figure}")
+    result = tlkeras_here("evaluate", f"--model={fitted}", f"--measurements={fresh}", f"--out={out}", f"--figure={figure}")
     assert result.returncode == 0, result.stderr
     scores = json.loads(out.read_text())["scores"]
     for name in ("gfp", "rfp"):
@@ -101,7 +102,7 @@ def test_predict_writes_the_interval_at_level_nested_and_widening_outside(fitted
 
     def predicted(*flags):
         out = tmp_path / f"p{len(list(tmp_path.iterdir()))}.csv"
-        result = tlkeras("predict", f"--model={fitted}", f"--inputs={points}", f"--out={out}", *flags)
+        result = tlkeras_here("predict", f"--model={fitted}", f"--inputs={points}", f"--out={out}", *flags)
         assert result.returncode == 0 and result.stderr == "", result.stderr
         with open(out) as handle:
             return list(csv.DictReader(handle)), result.stdout
@@ -120,9 +121,9 @@ def test_predict_writes_the_interval_at_level_nested_and_widening_outside(fitted
 def test_bad_levels_and_too_few_rows_are_one_line_errors_before_any_work(fitted, tmp_path):
     out = tmp_path / "p.csv"
     for level in ("0", "1", "1.5", "-0.1", "nan"):
-        one_error(tlkeras("predict", f"--model={fitted}", "--grid=3", f"--out={out}", f"--level={level}"),
+        one_error(tlkeras_here("predict", f"--model={fitted}", "--grid=3", f"--out={out}", f"--level={level}"),
                   "--level=", "is not allowed: expected a number between 0 and 1")
-    one_error(tlkeras("predict", f"--model={fitted}", "--grid=3", f"--out={out}", "--level=0.999"),
+    one_error(tlkeras_here("predict", f"--model={fitted}", "--grid=3", f"--out={out}", "--level=0.999"),
               "--level=0.999 needs at least 999 calibration rows", "calibrated on 300", "at most 0.9967")
     assert not out.exists()
 
@@ -135,7 +136,7 @@ def test_a_model_folder_without_calibration_still_predicts_and_says_so(fitted, t
     (old / "manifest.json").write_text(json.dumps(manifest))
     (old / "calibration.json").unlink()
     out = tmp_path / "p.csv"
-    result = tlkeras("predict", f"--model={old}", "--grid=3", f"--out={out}")
+    result = tlkeras_here("predict", f"--model={old}", "--grid=3", f"--out={out}")
     assert result.returncode == 0
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("warning: ") and "no calibration" in result.stderr
     assert out.read_text().splitlines()[0] == "aTc,IPTG,gfp_mean,gfp_sd,rfp_mean,rfp_sd"

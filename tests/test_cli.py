@@ -15,7 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, FIT, REPO, tlkeras
+from conftest import EXAMPLE, FIT, REPO, tlkeras, tlkeras_here
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -115,8 +115,8 @@ def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fit
     assert shlex.split(printed["browse"]) == ["tensorboard", "--logdir", str(out / "tensorboard")]
     pasted = shlex.split(printed["predict"])
     assert pasted == ["tlkeras", "predict", f"--model={out}", "--grid=50", "--out=pred.csv"]
-    result = tlkeras(*pasted[1:], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = tlkeras(*pasted[1:], cwd=tmp_path)  # a fresh process, as pasted: TensorFlow's chatter stays off stderr
+    assert result.returncode == 0 and result.stderr == "", result.stderr
     with open(tmp_path / "pred.csv") as handle:
         table = list(csv.DictReader(handle))
     assert list(table[0]) == ["aTc", "IPTG", "gfp_mean", "gfp_sd", "gfp_lower", "gfp_upper", "rfp_mean", "rfp_sd",
@@ -127,13 +127,13 @@ def test_predict_writes_mean_and_sd_per_output_on_a_grid_and_at_given_points(fit
     assert "90% prediction interval for a new reading, cv_plus_normalised (random 5-fold, 300 rows)" in result.stdout
     points = tmp_path / "points.csv"
     points.write_text("IPTG,aTc\n10,5\n2000,50\n")
-    result = tlkeras("predict", f"--model={out}", f"--inputs={points}", f"--out={tmp_path / 'p.csv'}",
+    result = tlkeras_here("predict", f"--model={out}", f"--inputs={points}", f"--out={tmp_path / 'p.csv'}",
                      "--arm=baseline")
     assert result.returncode == 0 and "1 of 2 points lie outside the model's domain" in result.stderr
     with open(tmp_path / "p.csv") as handle:
         table = list(csv.DictReader(handle))
     assert [(float(r["aTc"]), float(r["IPTG"])) for r in table] == [(5, 10), (50, 2000)]
-    again = tlkeras(*pasted[1:], cwd=tmp_path)
+    again = tlkeras_here(*pasted[1:], cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
@@ -148,7 +148,7 @@ def test_evaluate_reports_error_and_coverage_per_output(fitted, tmp_path):
     y = truth(x) + rng.normal(0, 800, size=(80, 2))
     test_csv = tmp_path / "test.csv"
     test_csv.write_text("aTc,IPTG,gfp,rfp\n" + "".join(f"{a},{b},{c},{d}\n" for (a, b), (c, d) in zip(x, y)))
-    result = tlkeras("evaluate", f"--model={out}", f"--measurements={test_csv}", f"--out={tmp_path / 'e.json'}")
+    result = tlkeras_here("evaluate", f"--model={out}", f"--measurements={test_csv}", f"--out={tmp_path / 'e.json'}")
     assert result.returncode == 0, result.stderr
     scores = json.loads((tmp_path / "e.json").read_text())["scores"]
     assert set(scores) == {"gfp", "rfp"}
@@ -185,7 +185,7 @@ def test_a_fit_trains_every_strategy_it_is_given_and_defaults_to_the_first(fitte
     assert set(means) == {"l2_sp_extrapolation", "residual"}
     assert all(np.isfinite(m).all() and m.shape == (9, 2) for m in means.values())
     assert not np.allclose(means["l2_sp_extrapolation"], means["residual"])  # two different ensembles
-    wrong = tlkeras("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=lp_ft")
+    wrong = tlkeras_here("predict", f"--model={out}", "--grid=3", f"--out={tmp_path / 'x.csv'}", "--arm=lp_ft")
     assert wrong.returncode == 2 and "--arm='lp_ft' is not allowed" in wrong.stderr
     refused = tlkeras(*FIT, f"--out={tmp_path / 'never'}", "--strategies=l2_sp,bogus")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--strategies" in refused.stderr
@@ -247,9 +247,10 @@ def test_malformed_measurements_give_one_line_and_exit_2_and_no_folder(tmp_path,
     measurements.write_bytes(raw)
     out = tmp_path / "out"
     shutil.rmtree(out, ignore_errors=True)
-    result = tlkeras(*FIT[:4], f"--measurements={measurements}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp",
-                     "--preset=quick", "--epochs=3", "--pretrain_epochs=2", "--pretrain_size=64",
-                     "--seeds=0", "--folds=2", f"--out={out}", f"--cache_dir={tmp_path / 'cache'}", timeout=300)
+    # In this process (25 files; a fresh process each would mostly import TensorFlow): a valid one trains here.
+    result = tlkeras_here(*FIT[:4], f"--measurements={measurements}", "--inputs=aTc,IPTG", "--outputs=gfp,rfp",
+                          "--preset=quick", "--epochs=3", "--pretrain_epochs=2", "--pretrain_size=64",
+                          "--seeds=0", "--folds=2", f"--out={out}", f"--cache_dir={tmp_path / 'cache'}", "--workers=1")
     if result.returncode == 0:  # a generated file may happen to be valid: then it must be fully used
         rows = json.loads((out / "manifest.json").read_text())["measurements"]["rows"]
         assert rows >= 32

@@ -5,7 +5,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import tlkeras
+from conftest import tlkeras_here
 
 pytestmark = pytest.mark.integration  # processes: the command, TensorFlow
 
@@ -23,7 +23,7 @@ def _table(path):
 
 def test_suggest_picks_n_distinct_points_in_the_region_and_draws_them(model, tmp_path):
     out = tmp_path / "next.csv"
-    result = tlkeras("suggest", f"--model={model}", "--n=8", "--region=10,40,100,400", f"--out={out}",
+    result = tlkeras_here("suggest", f"--model={model}", "--n=8", "--region=10,40,100,400", f"--out={out}",
                      "--method=spread_distance")
     assert result.returncode == 0 and result.stderr == "", result.stderr
     rows = _table(out)
@@ -34,7 +34,7 @@ def test_suggest_picks_n_distinct_points_in_the_region_and_draws_them(model, tmp
     assert all(float(r[3]) >= 0 and float(r[5]) >= 0 for r in rows[1:])
     assert out.with_suffix(".png").stat().st_size > 10_000
     assert "8 points suggested by spread_distance" in result.stdout and f"wrote {out}" in result.stdout
-    again = tlkeras("suggest", f"--model={model}", "--n=8", f"--out={out}")
+    again = tlkeras_here("suggest", f"--model={model}", "--n=8", f"--out={out}")
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
@@ -44,7 +44,7 @@ def test_suggest_among_candidates_returns_some_of_their_rows_whole(model, tmp_pa
     wells.write_text("well,aTc,IPTG\n" + "".join(f"W{k},{a:.2f},{b:.1f}\n" for k, (a, b) in enumerate(
         rng.uniform([0, 0], [50, 500], size=(30, 2)))))
     out = tmp_path / "picks.csv"
-    result = tlkeras("suggest", f"--model={model}", "--n=5", f"--candidates={wells}", f"--out={out}",
+    result = tlkeras_here("suggest", f"--model={model}", "--n=5", f"--candidates={wells}", f"--out={out}",
                      "--method=variance_reduction", "--arm=baseline", "--seed=3")
     assert result.returncode == 0, result.stderr
     given = {tuple(r) for r in _table(wells)[1:]}
@@ -67,13 +67,13 @@ def test_a_bad_request_is_one_line_and_writes_nothing(model, tmp_path, args, say
     for name, text in files.items():
         (tmp_path / f"{name}.csv").write_text(text)
     args = [a.format(**{name: tmp_path / f"{name}.csv" for name in files}) for a in args]
-    result = tlkeras("suggest", f"--model={model}", f"--out={tmp_path / 'next.csv'}", *args)
+    result = tlkeras_here("suggest", f"--model={model}", f"--out={tmp_path / 'next.csv'}", *args)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert says in result.stderr, result.stderr
     assert not (tmp_path / "next.csv").exists() and not (tmp_path / "next.png").exists()
 
 
 def test_a_missing_model_folder_is_one_line(tmp_path):
-    result = tlkeras("suggest", f"--model={tmp_path / 'nothing'}", "--n=4", f"--out={tmp_path / 'next.csv'}")
+    result = tlkeras_here("suggest", f"--model={tmp_path / 'nothing'}", "--n=4", f"--out={tmp_path / 'next.csv'}")
     assert result.returncode == 2 and "is not a folder" in result.stderr and result.stderr.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

@@ -46,6 +46,15 @@ def install(at_once: bool = False) -> None:
     _state.update(installed=True, at_once=at_once)
 
 
+def uninstall() -> None:
+    """Python's default handlers again, and no request pending: for a process that runs a command
+    and goes on (a test calling `tlkeras.cli.main`, a notebook)."""
+    for number in NAMES:
+        signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+    _requested.clear()
+    _state.update(signal=None, installed=False, user_code=0, where="", at_once=False)
+
+
 def _on_signal(signum, frame) -> None:
     if _requested.is_set() or _state["at_once"]:
         _requested.set()
