@@ -94,7 +94,8 @@ def test_a_driver_killed_mid_ray_sweep_resumes_on_the_local_backend(exp1_run, ki
     assert not killed.stderr.strip(), killed.stderr[-2000:]  # a normal run's start-up: quiet
     kept = {p: p.stat().st_mtime_ns for p in (run / "cells").rglob("*.json")}
     assert len(kept) == 3
-    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", "--backend=local"])
+    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", "--backend=local",
+                                     "--workers=1"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming: 3 finished members kept, 9 to train" in resumed.stdout
     assert all(path.stat().st_mtime_ns == mtime for path, mtime in kept.items())

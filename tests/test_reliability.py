@@ -92,9 +92,11 @@ def test_kills_inside_a_model_save_and_a_record_write_then_resume_recomputes_not
     logdir, tag = tmp_path / "killed", uuid.uuid4().hex
     seen: dict[str, tuple[int, bytes]] = {}
     # A pretraining member writes two JSON files (its evaluation curves, then its record), so the
-    # fourth JSON write is past at least one whole record whatever the order.
+    # fourth JSON write is past at least one whole record whatever the order. The first kill hits a
+    # worker process; the rest run in the driver alone (--workers=1: where the jobs run changes no
+    # result, and each worker process would import TensorFlow again).
     for cycle, fault in enumerate(["kill@write.middle.keras#2", "kill@write.middle.json#4"]):
-        killed = _driver(logdir, *(["--resume"] if cycle else []), fault=fault, tag=tag)
+        killed = _driver(logdir, *(["--resume", "--workers=1"] if cycle else []), fault=fault, tag=tag)
         assert killed.returncode == -9, (fault, killed.stdout[-2000:], killed.stderr[-2000:])
         _assert_no_orphans(tag)
         run = only_run_dir(logdir, "exp1")
@@ -109,7 +111,7 @@ def test_kills_inside_a_model_save_and_a_record_write_then_resume_recomputes_not
         seen = now
         assert not (run / "results.json").exists()
 
-    stopped = _driver(logdir, "--resume", fault="sigint@report.figures", tag=tag)
+    stopped = _driver(logdir, "--resume", "--workers=1", fault="sigint@report.figures", tag=tag)
     assert stopped.returncode == 130, (stopped.stdout[-2000:], stopped.stderr[-2000:])
     assert f"resuming: {len(seen)} finished members kept" in stopped.stdout
     run = only_run_dir(logdir, "exp1")
@@ -118,7 +120,7 @@ def test_kills_inside_a_model_save_and_a_record_write_then_resume_recomputes_not
     assert all(finished[name] == value for name, value in seen.items()), "a finished member was recomputed"
     assert len(finished) == 12  # the sweep was done, the report not: a resume only reports
 
-    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}"])
+    resumed = run_driver("exp1.py", [f"--flagfile={run / 'flags.txt'}", f"--run_dir={run}", "--workers=1"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "12 finished members kept, 0 to train" in resumed.stdout
     assert not (run / ".partial").exists() or not list((run / ".partial").iterdir())  # swept
@@ -277,5 +279,5 @@ def test_a_corrupt_model_met_on_resume_is_one_clear_line(tmp_path, straight_run)
     for record in records:  # one transfer job (so one worker) must be redone from the (now corrupt) file
         record.unlink()
     error = _one_error_line(run_driver("exp1.py", [f"--flagfile={straight_run / 'flags.txt'}",
-                                                   f"--run_dir={run}", f"--logdir={tmp_path}"]))
+                                                   f"--run_dir={run}", f"--logdir={tmp_path}", "--workers=1"]))
     assert str(pretrained) in error

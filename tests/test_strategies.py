@@ -219,7 +219,7 @@ TINY = dict(pretrain_size=300, epochs=12, pretrain_epochs=8, seeds=(0, 1), volum
 def study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("strategies")
     config = StudyConfig(**TINY).validate()
-    results = run_study(config, folder, SweepOptions(workers=2))
+    results = run_study(config, folder, SweepOptions(workers=1))
     return config, RunDir(folder), results
 
 
