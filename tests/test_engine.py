@@ -106,6 +106,20 @@ def test_epoch_order_is_a_permutation_that_depends_on_seed_and_epoch_only():
     assert alone[2][:8].tolist() == [889, 203, 38, 187, 381, 24, 279, 943]
 
 
+def test_the_radix_sort_of_the_orders_is_numpys_stable_argsort_ties_included():
+    rng = np.random.default_rng(3)
+    for keys in (rng.integers(0, 2**32, (3, 5, 4000), dtype=np.uint64).astype(np.uint32),
+                 rng.integers(0, 40, (2, 300), dtype=np.uint32) * np.uint32(0x10001),  # ties in both halves
+                 np.full((1, 7), 0xFFFFFFFF, np.uint32), np.zeros((2, 1), np.uint32)):
+        expected = np.argsort(keys.astype(np.int64), axis=-1, kind="stable")
+        np.testing.assert_array_equal(engine.stable_argsort32(keys), expected)
+    # The orders as the 64-bit sort of `key << 32 | index` made them before the radix sort came.
+    keys = rng.integers(0, 2**32, (4, 40_000), dtype=np.uint64)
+    ranked = np.sort((keys << np.uint64(32)) | np.arange(40_000, dtype=np.uint64), axis=-1)
+    np.testing.assert_array_equal(engine.stable_argsort32(keys.astype(np.uint32)),
+                                  (ranked & np.uint64(0xFFFFFFFF)).astype(np.int32))
+
+
 def test_training_reduces_the_loss_and_reports_every_epoch():
     x, y = _data(2, 256)
     progress = []
