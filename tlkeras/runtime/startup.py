@@ -5,11 +5,19 @@ TF_CPP_MIN_LOG_LEVEL does not silence those lines, and they go straight to file 
 past `sys.stderr`. `import_tensorflow` points fd 2 at a temporary file during the import, then
 passes on every captured line that is not known-benign start-up chatter, so a genuine error
 still reaches the user; if the import fails, everything captured is shown.
+
+After the import, every object alive (TensorFlow's and Keras' modules, hundreds of thousands of
+them) is moved out of the garbage collector's sight (`gc.freeze`): they live as long as the
+process, and the interpreter's exit otherwise walks them in full collections for 1.4 s (measured:
+a process that imported TensorFlow and ran one program took 1.45 s to exit after its last line,
+0.16 s with the freeze; perf: 75% in `gc_collect_main`). Every driver, command and worker process
+pays that at its end. Reference counting still frees them and runs their finalizers as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import sys
@@ -82,7 +90,9 @@ def import_tensorflow() -> ModuleType:
     except OSError:  # fd 2 closed, or no temporary file: a plain (chatty) import
         if saved_fd is not None:
             os.close(saved_fd)
-        return _import()
+        tensorflow = _import()
+        gc.freeze()
+        return tensorflow
     failed = True
     with capture:
         try:
@@ -102,6 +112,7 @@ def import_tensorflow() -> ModuleType:
             # stderr is gone (a closed pipe), there is nowhere left to report to.
             with contextlib.suppress(OSError), open(2, "wb", closefd=False) as err:
                 err.write(text.encode("utf-8", errors="replace"))
+    gc.freeze()  # see the module's docstring: the exit 1.4 s sooner
     return tensorflow
 
 
