@@ -6,7 +6,6 @@ import concurrent.futures
 import contextlib
 import io
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -104,7 +103,7 @@ def tlkeras_here(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
     from tlkeras.cli import main
     from tlkeras.runtime import interrupts
 
-    out, err, handlers, here = io.StringIO(), io.StringIO(), {n: signal.getsignal(n) for n in interrupts.NAMES}, os.getcwd()
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
     status = 0
     try:
         os.chdir(cwd or REPO)
@@ -115,9 +114,7 @@ def tlkeras_here(*args, cwd: Path | None = None) -> subprocess.CompletedProcess:
                 status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
         os.chdir(here)
-        interrupts.uninstall()
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
+        interrupts.uninstall()  # this process's own signal handlers again
     return subprocess.CompletedProcess(["tlkeras", *map(str, args)], status, out.getvalue(), err.getvalue())
 
 

@@ -36,21 +36,25 @@ class Interrupted(KeyboardInterrupt):
 
 _requested = threading.Event()
 _state = {"signal": None, "installed": False, "user_code": 0, "where": "", "at_once": False}
+_previous: dict = {}  # the handlers `install` replaced, for `uninstall`
 
 
 def install(at_once: bool = False) -> None:
     """Route SIGINT and SIGTERM to the request (from the main thread, before any work). With
     `at_once` (a short command with nothing to keep: predict, evaluate) the first stops at once."""
+    if not _state["installed"]:
+        _previous.update({number: signal.getsignal(number) for number in NAMES})
     for number in NAMES:
         signal.signal(number, _on_signal)
     _state.update(installed=True, at_once=at_once)
 
 
 def uninstall() -> None:
-    """Python's default handlers again, and no request pending: for a process that runs a command
-    and goes on (a test calling `tlkeras.cli.main`, a notebook)."""
-    for number in NAMES:
-        signal.signal(number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL)
+    """The handlers from before `install` again, and no request pending: for a process that runs
+    a command and goes on (a test calling `tlkeras.cli.main`, a notebook)."""
+    for number, handler in _previous.items():
+        signal.signal(number, handler)
+    _previous.clear()
     _requested.clear()
     _state.update(signal=None, installed=False, user_code=0, where="", at_once=False)
 

@@ -79,9 +79,17 @@ def _import() -> ModuleType:
 
 
 def import_tensorflow() -> ModuleType:
-    """Import tensorflow and keras with fd 2 captured, pass on non-benign lines; return tensorflow."""
+    """Import tensorflow and keras with fd 2 captured, pass on non-benign lines, then freeze what
+    they created out of the collector's sight (see the module's docstring); return tensorflow."""
     if sys.modules.get("tensorflow") is not None:
         return sys.modules["tensorflow"]  # already imported: its chatter is long gone
+    tensorflow = _import_quietly()
+    gc.freeze()  # the exit 1.4 s sooner
+    return tensorflow
+
+
+def _import_quietly() -> ModuleType:
+    """The import itself, fd 2 captured (see `import_tensorflow`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # setdefault: a user's own choice wins
     saved_fd = None
     try:
@@ -90,9 +98,7 @@ def import_tensorflow() -> ModuleType:
     except OSError:  # fd 2 closed, or no temporary file: a plain (chatty) import
         if saved_fd is not None:
             os.close(saved_fd)
-        tensorflow = _import()
-        gc.freeze()
-        return tensorflow
+        return _import()
     failed = True
     with capture:
         try:
@@ -112,7 +118,6 @@ def import_tensorflow() -> ModuleType:
             # stderr is gone (a closed pipe), there is nowhere left to report to.
             with contextlib.suppress(OSError), open(2, "wb", closefd=False) as err:
                 err.write(text.encode("utf-8", errors="replace"))
-    gc.freeze()  # see the module's docstring: the exit 1.4 s sooner
     return tensorflow
 
 
